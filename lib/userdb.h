@@ -1,0 +1,57 @@
+/* The passwd-file user database, Dovecot's format:
+ *   user:{SCHEME}hash:uid:gid:gecos:home::extra
+ * Fields after the hash may be missing ("user:{PLAIN}pw" is a whole line). "extra" is the rest of
+ * the line, space-separated key=value fields: userdb_mail=maildir:/path or mail=... (Dovecot's
+ * ":KEY=VALUE" options after the path are ignored), the others are ignored; nopassword is not
+ * supported. Lines starting with '#' and empty lines are ignored. A line is at most
+ * USERDB_LINE_MAX bytes with its '\n'; a trailing '\r' is dropped. */
+#ifndef GANNET_USERDB_H
+#define GANNET_USERDB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "gannet_limits.h"
+#include "pwhash.h"
+
+struct userdb_entry {
+	char user[USERNAME_MAX + 1];
+	char pwhash[PWHASH_MAX + 1];
+	uid_t uid; /* (uid_t)-1 when the field is empty */
+	gid_t gid;
+	char home[GANNET_PATH_MAX];
+	char mail[GANNET_PATH_MAX]; /* from userdb_mail= / mail= in extra ("maildir:" stripped), or
+	                               "" */
+};
+
+/* Check a user name: 1..USERNAME_MAX bytes, "local" or "local@domain" (one '@', neither part
+ * empty, the domain not starting with '.' or '-'), no '/', "..", '%', ':', space, control
+ * character or byte >= 0x7f, not starting with '.' or '-'. 0 when acceptable, -1 with *ERROR_R. */
+int userdb_valid_name(const char *name, size_t len, const char **error_r);
+
+/* Parse one passwd-file line (no newline). uid and gid are strict decimals below 2^32-1, empty
+ * -> (uid_t)-1; home is empty or absolute. 0, or -1 with *ERROR_R, a static string (the caller
+ * adds file:line). */
+int userdb_parse_line(const char *line, struct userdb_entry *e, const char **error_r);
+
+/* Format E as a passwd-file line (with '\n') into OUT: "user:hash:uid:gid::home::userdb_mail=
+ * maildir:mail". 0, or -1 when it does not fit in SIZE or USERDB_LINE_MAX, or when a field holds
+ * a separator (':', '\n', a space in mail) or the name is invalid. */
+int userdb_format_line(const struct userdb_entry *e, char *out, size_t size);
+
+/* Look USER up in the file PATH (read each time: the file is the source of truth, and editing it
+ * with gannetctl takes effect at the next login). Names compare exactly; the first match wins.
+ * Returns 1 found, 0 not found, -1 error: *ERROR_R says which "file:line: reason" is broken (any
+ * line before the match) or why the file cannot be read; it points to a thread-local buffer that
+ * the next userdb_lookup in the same thread overwrites. */
+int userdb_lookup(const char *path, const char *user, struct userdb_entry *e, const char **error_r);
+
+/* Expand a mail location template: %u full user, %n local part, %d domain (empty when none),
+ * %h home, %% a percent sign; a leading "~/" is the home (Dovecot). A leading "maildir:" is
+ * dropped. 0, or -1 with a static *ERROR_R for an unknown %x, a missing home, or a result that
+ * would be empty, not absolute, hold "/../" or end in "/..", or not fit in SIZE. */
+int userdb_mail_path(const char *template, const struct userdb_entry *e, char *out, size_t size,
+                     const char **error_r);
+
+#endif

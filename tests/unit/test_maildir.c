@@ -1,0 +1,990 @@
+/* Unit tests for lib/maildir.c: scan, sizes, order, UIDL, Seen renames, locks, error classes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h> /* cmocka needs these three before its header */
+#include <stdarg.h>
+#include <cmocka.h>
+
+#include "maildir.h"
+
+#define NOBODY 65534
+
+/* Child exit codes for tests run without privileges. */
+#define CHILD_SKIP 77
+#define CHILD_BASE 10
+
+struct fx {
+	char top[64]; /* mkdtemp directory */
+	char md[128]; /* TOP/Maildir, created with new/ cur/ tmp/ */
+};
+
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void pathf(char *buf, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, size, fmt, ap);
+	va_end(ap);
+	assert_true(n > 0 && (size_t)n < size);
+}
+
+static void put(const struct fx *f, const char *sub, const char *name, const void *data, size_t len)
+{
+	char path[512];
+	int fd;
+
+	pathf(path, sizeof(path), "%s/%s/%s", f->md, sub, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static void put_str(const struct fx *f, const char *sub, const char *name, const char *s)
+{
+	put(f, sub, name, s, strlen(s));
+}
+
+static void set_mtime(const struct fx *f, const char *sub, const char *name, time_t t)
+{
+	struct timespec ts[2] = {{.tv_sec = t}, {.tv_sec = t}};
+	char path[512];
+
+	pathf(path, sizeof(path), "%s/%s/%s", f->md, sub, name);
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, AT_SYMLINK_NOFOLLOW), 0);
+}
+
+static bool exists(const struct fx *f, const char *sub, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s/%s", f->md, sub, name);
+	return lstat(path, &st) == 0;
+}
+
+static const struct maildir_msg *find(const struct maildir_snapshot *s, const char *name)
+{
+	for (size_t i = 0; i < s->count; i++)
+		if (strcmp(s->msgs[i].name, name) == 0)
+			return &s->msgs[i];
+	return NULL;
+}
+
+static int rm_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	return type == FTW_DP ? rmdir(path) : unlink(path);
+}
+
+static void rm_rf(const char *path)
+{
+	nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	char p[256];
+
+	assert_non_null(f);
+	snprintf(f->top, sizeof(f->top), "/tmp/gannet-maildir-XXXXXX");
+	assert_non_null(mkdtemp(f->top));
+	/* Traversable, so that tests dropping to nobody can reach their own Maildir. */
+	assert_int_equal(chmod(f->top, 0755), 0);
+	pathf(f->md, sizeof(f->md), "%s/Maildir", f->top);
+	assert_int_equal(mkdir(f->md, 0700), 0);
+	for (int i = 0; i < 3; i++) {
+		static const char *const sub[] = {"new", "cur", "tmp"};
+		pathf(p, sizeof(p), "%s/%s", f->md, sub[i]);
+		assert_int_equal(mkdir(p, 0700), 0);
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	rm_rf(f->top);
+	free(f);
+	return 0;
+}
+
+static struct maildir_snapshot scan_ok(const struct fx *f)
+{
+	struct maildir_snapshot s;
+	const char *error = NULL;
+	int rc = maildir_scan(f->md, &s, &error);
+
+	if (rc != MAILDIR_OK)
+		fail_msg("maildir_scan: %d %s", rc, error != NULL ? error : "(no message)");
+	return s;
+}
+
+/* S-052, edge cases 1, 3, 4, 9: sizes are CRLF wire sizes, NULs counted, final CRLF added. */
+static void test_sizes(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+
+	put_str(f, "new", "lf", "a\nb\n");
+	put_str(f, "new", "crlf", "a\r\nb\r\n");
+	put_str(f, "new", "mixed", "a\r\nb\nc\r\n");
+	put_str(f, "new", "nofinal", "abc");
+	put_str(f, "cur", "zero:2,S", "");
+	put(f, "cur", "nul:2,", "a\0b\n", 4);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 6);
+	assert_int_equal(find(&s, "lf")->size, 6);
+	assert_int_equal(find(&s, "crlf")->size, 6);
+	assert_int_equal(find(&s, "mixed")->size, 9);
+	assert_int_equal(find(&s, "nofinal")->size, 5);
+	assert_int_equal(find(&s, "zero:2,S")->size, 0);
+	assert_int_equal(find(&s, "nul:2,")->size, 5);
+	assert_int_equal(s.total_size, 31);
+	assert_true(find(&s, "lf")->in_new);
+	assert_false(find(&s, "nul:2,")->in_new);
+	maildir_snapshot_free(&s);
+	assert_int_equal(s.count, 0);
+	assert_null(s.msgs);
+}
+
+/* A CRLF split across two 64 KiB reads is one line ending, not a bare CR plus a bare LF. */
+static void test_chunk_boundary(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	size_t len = RETR_CHUNK + 3;
+	char *buf = malloc(len);
+
+	assert_non_null(buf);
+	memset(buf, 'a', RETR_CHUNK - 1);
+	memcpy(buf + RETR_CHUNK - 1, "\r\nb\n", 4);
+	put(f, "new", "split", buf, len);
+	memcpy(buf + RETR_CHUNK - 1, "\nbc", 3);
+	put(f, "new", "lfsplit", buf, RETR_CHUNK + 2);
+	free(buf);
+	s = scan_ok(f);
+	assert_int_equal(find(&s, "split")->size, RETR_CHUNK - 1 + 2 + 3);
+	assert_int_equal(find(&s, "lfsplit")->size, RETR_CHUNK - 1 + 2 + 4);
+	maildir_snapshot_free(&s);
+}
+
+static void test_large_message(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	size_t len = 2 * 1024 * 1024;
+	char *buf = malloc(len);
+
+	assert_non_null(buf);
+	/* 32768 lines of 63 'x' and LF: each LF becomes CRLF. */
+	for (size_t i = 0; i < len; i += 64) {
+		memset(buf + i, 'x', 63);
+		buf[i + 63] = '\n';
+	}
+	put(f, "cur", "big:2,S", buf, len);
+	free(buf);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 1);
+	assert_int_equal(s.msgs[0].size, 2097152 + 32768);
+	assert_int_equal(s.total_size, 2129920);
+	maildir_snapshot_free(&s);
+}
+
+/* Edge case 10: a 64-bit size. A sparse file, so it costs no disk; gated because reading 4 GiB
+ * through the encoder takes seconds (longer under ASan). */
+static void test_over_4gib(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	const off_t len = ((off_t)1 << 32) + 1;
+	char path[512];
+	int fd;
+
+	if (getenv("GANNET_SLOW_TESTS") == NULL)
+		skip(); /* set GANNET_SLOW_TESTS=1 to run */
+	pathf(path, sizeof(path), "%s/new/huge", f->md);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	if (ftruncate(fd, len - 1) < 0) {
+		close(fd);
+		skip();
+	}
+	assert_int_equal(pwrite(fd, "x", 1, len - 1), 1);
+	close(fd);
+	put_str(f, "new", "small", "a\n");
+	s = scan_ok(f);
+	assert_int_equal(find(&s, "huge")->size, 4294967299ULL); /* + CRLF for the last line */
+	assert_int_equal(s.total_size, 4294967299ULL + 3);
+	maildir_snapshot_free(&s);
+}
+
+/* S-140, edge case 31: tmp/, dot files and anything but regular files are never listed, and a
+ * FIFO does not block the scan. */
+static void test_skips_non_messages(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	char path[512];
+	int sock, lock;
+
+	alarm(20); /* a scan blocked on the FIFO fails the run instead of hanging it */
+	put_str(f, "new", "real", "hello\n");
+	put_str(f, "tmp", "inflight", "partial");
+	put_str(f, "cur", ".hidden", "x\n");
+	put_str(f, "new", ".also-hidden:2,S", "x\n");
+	pathf(path, sizeof(path), "%s/cur/link:2,S", f->md);
+	assert_int_equal(symlink("../new/real", path), 0);
+	pathf(path, sizeof(path), "%s/cur/dangling", f->md);
+	assert_int_equal(symlink("/nonexistent", path), 0);
+	pathf(path, sizeof(path), "%s/cur/fifo", f->md);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	pathf(path, sizeof(path), "%s/cur/subdir", f->md);
+	assert_int_equal(mkdir(path, 0700), 0);
+	pathf(sa.sun_path, sizeof(sa.sun_path), "%s/cur/sock", f->md);
+	sock = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_true(sock >= 0);
+	assert_int_equal(bind(sock, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	lock = maildir_lock(f->md);
+	assert_true(lock >= 0);
+
+	s = scan_ok(f);
+	assert_int_equal(s.count, 1);
+	assert_string_equal(s.msgs[0].name, "real");
+	assert_int_equal(s.total_size, 7);
+	maildir_snapshot_free(&s);
+	maildir_unlock(lock);
+	close(sock);
+	alarm(0);
+}
+
+/* Delivery order: mtime, then the unique part, across new/ and cur/. */
+static void test_order(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+
+	put_str(f, "new", "a", "1\n");
+	put_str(f, "cur", "b", "2\n");
+	put_str(f, "cur", "c:2,S", "3\n");
+	put_str(f, "new", "d", "4\n");
+	put_str(f, "cur", "e:2,RS", "5\n");
+	set_mtime(f, "new", "a", 2000000000);
+	set_mtime(f, "cur", "b", 1000000000);
+	set_mtime(f, "cur", "c:2,S", 1000000000);
+	set_mtime(f, "new", "d", 500000000);
+	set_mtime(f, "cur", "e:2,RS", 1500000000);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 5);
+	assert_string_equal(s.msgs[0].name, "d");
+	assert_string_equal(s.msgs[1].name, "b");
+	assert_string_equal(s.msgs[2].name, "c:2,S");
+	assert_string_equal(s.msgs[3].name, "e:2,RS");
+	assert_string_equal(s.msgs[4].name, "a");
+	assert_int_equal(s.msgs[0].mtime, 500000000);
+	maildir_snapshot_free(&s);
+}
+
+/* Setting Seen must not move a message in the order: "x1" sorts before "x10" before and after
+ * it became "x1:2,S" (a plain strcmp would put "x10" first then). */
+static void test_order_stable_after_seen(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	struct maildir_msg *m;
+
+	put_str(f, "new", "x1", "1\n");
+	put_str(f, "new", "x10", "2\n");
+	set_mtime(f, "new", "x1", 1000000000);
+	set_mtime(f, "new", "x10", 1000000000);
+	s = scan_ok(f);
+	assert_string_equal(s.msgs[0].name, "x1");
+	m = &s.msgs[0];
+	assert_int_equal(maildir_mark_seen(f->md, m), 0);
+	assert_string_equal(m->name, "x1:2,S");
+	maildir_snapshot_free(&s);
+	s = scan_ok(f);
+	assert_string_equal(s.msgs[0].name, "x1:2,S");
+	assert_string_equal(s.msgs[1].name, "x10");
+	maildir_snapshot_free(&s);
+}
+
+/* Many messages: the array grows past several doublings and stays sorted. */
+static void test_many_messages(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	char name[64];
+
+	for (int i = 0; i < 3000; i++) {
+		pathf(name, sizeof(name), "%d.M%dP1.host", 1700000000 + i, i);
+		put_str(f, i % 2 ? "cur" : "new", name, "m\n");
+		set_mtime(f, i % 2 ? "cur" : "new", name, 1700000000 + i);
+	}
+	s = scan_ok(f);
+	assert_int_equal(s.count, 3000);
+	assert_int_equal(s.total_size, 3000 * 3);
+	for (size_t i = 0; i < s.count; i++) {
+		pathf(name, sizeof(name), "%d.M%dP1.host", 1700000000 + (int)i, (int)i);
+		assert_string_equal(s.msgs[i].name, name);
+		assert_string_equal(s.msgs[i].uidl, name);
+	}
+	maildir_snapshot_free(&s);
+}
+
+/* RFC 1939 §7: one UIDL names one message; a second copy of a unique name is not listed. */
+static void test_duplicate_unique_name(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+
+	put_str(f, "new", "dup", "one\n");
+	put_str(f, "cur", "dup:2,S", "two!\n");
+	put_str(f, "cur", "dup,S=4:2,FS", "three\n");
+	put_str(f, "cur", "other", "x\n");
+	set_mtime(f, "new", "dup", 1000);
+	set_mtime(f, "cur", "dup:2,S", 1000);
+	set_mtime(f, "cur", "dup,S=4:2,FS", 1000);
+	set_mtime(f, "cur", "other", 2000);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 2);
+	/* Same mtime and unique part: the shortest full name, new/dup, comes first and stays. */
+	assert_string_equal(s.msgs[0].name, "dup");
+	assert_true(s.msgs[0].in_new);
+	assert_string_equal(s.msgs[0].uidl, "dup");
+	assert_string_equal(s.msgs[1].name, "other");
+	assert_int_equal(s.total_size, 5 + 3);
+	maildir_snapshot_free(&s);
+}
+
+static bool uidl_legal(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n < 1 || n > POP3_UIDL_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)u[i] < 0x21 || (unsigned char)u[i] > 0x7e)
+			return false;
+	return true;
+}
+
+static void check_uidl(const char *name, const char *want)
+{
+	char out[POP3_UIDL_MAX + 1];
+
+	maildir_uidl(name, out);
+	assert_string_equal(out, want);
+	assert_true(uidl_legal(out));
+}
+
+/* S-064, S-138, S-139, edge cases 13, 14, 30. */
+static void test_uidl(void **state)
+{
+	char a70[71], a71[72], buf[128];
+	const char *h80 = "Hb7236f5927567f6813f6cdc8b1a7f63af5bab711";
+	const char *dovecot =
+	    "1136731697.M580106P15382V0000000000000303I0009030C_0.host.example.org";
+
+	(void)state;
+	/* The classic Dovecot name: its unique part is 69 characters, so it is used as it is. */
+	check_uidl(
+	    "1136731697.M580106P15382V0000000000000303I0009030C_0.host.example.org,S=1234:2,S",
+	    dovecot);
+	check_uidl(dovecot, dovecot);
+	/* An 80-character unique part is hashed: "H" + 40 hex, whatever the flags and sizes. */
+	check_uidl(
+	    "1136731697.M580106P15382V0000000000000303I0009030C_0.host.example.org.xxxxxxxxxx",
+	    h80);
+	check_uidl(
+	    "1136731697.M580106P15382V0000000000000303I0009030C_0.host.example.org.xxxxxxxxxx"
+	    ",S=1234,W=1300:2,FS",
+	    h80);
+	assert_int_equal(strlen(h80), 41);
+	/* A space (hostname escapes gone wrong), 8-bit bytes and DEL are outside 0x21..0x7E. */
+	check_uidl("abc def:2,S", "H010971ea0013a09d91df437de2cd6f66df4dbdf7");
+	check_uidl("abc def", "H010971ea0013a09d91df437de2cd6f66df4dbdf7");
+	check_uidl("\xc3\xa9t\xc3\xa9", "Hbd010c64132bf5cae8aea89f6762515727dcf68a");
+	check_uidl("a\x7f"
+	           "b:2,",
+	           "H4ef992561c6efb5dd9dc8e156a4bf8d702ebceb3");
+	/* Plain names, with and without info, ",S=" and ",W=". */
+	check_uidl("1700000000.M1P2.host", "1700000000.M1P2.host");
+	check_uidl("1700000000.M1P2.host:2,", "1700000000.M1P2.host");
+	check_uidl("1700000000.M1P2.host:2,S", "1700000000.M1P2.host");
+	check_uidl("1700000000.M1P2.host,S=123,W=456", "1700000000.M1P2.host");
+	check_uidl("1700000000.M1P2.host,S=123,W=456:2,FRS", "1700000000.M1P2.host");
+	/* Edge case 30: a ':' that does not start ":2," belongs to the unique part. */
+	check_uidl("a:b", "a:b");
+	check_uidl("a:b:2,S", "a:b");
+	check_uidl("x:1,foo", "x:1");
+	check_uidl("x:1,foo:2,S", "x:1");
+	/* An empty unique part still gives a legal UIDL (SHA-256 of ""). */
+	check_uidl(":2,S", "He3b0c44298fc1c149afbf4c8996fb92427ae41e4");
+	check_uidl(",S=12", "He3b0c44298fc1c149afbf4c8996fb92427ae41e4");
+	/* The 70-character bound. */
+	memset(a70, 'a', 70);
+	a70[70] = '\0';
+	check_uidl(a70, a70);
+	memset(a71, 'a', 71);
+	a71[71] = '\0';
+	check_uidl(a71, "Heefa4cfbea79400c2f4239e1f702e02ebece761f");
+	pathf(buf, sizeof(buf), "%s:2,S", a70);
+	check_uidl(buf, a70);
+}
+
+/* S-138: new/N -> cur/N:2,S, and the UIDL stays the same in this session and the next. */
+static void test_mark_seen_new(void **state)
+{
+	struct fx *f = *state;
+	const char *name =
+	    "1136731697.M580106P15382V0000000000000303I0009030C_0.host.example.org.xxxxxxxxxx,S=3";
+	struct maildir_snapshot s;
+	struct maildir_msg *m;
+	char before[POP3_UIDL_MAX + 1], now[POP3_UIDL_MAX + 1];
+
+	put_str(f, "new", name, "hi\n");
+	s = scan_ok(f);
+	m = &s.msgs[0];
+	memcpy(before, m->uidl, sizeof(before));
+	assert_int_equal(maildir_mark_seen(f->md, m), 0);
+	assert_false(m->in_new);
+	assert_string_equal(m->name + strlen(name), ":2,S");
+	assert_false(exists(f, "new", name));
+	assert_true(exists(f, "cur", m->name));
+	maildir_uidl(m->name, now);
+	assert_string_equal(now, before);
+	/* A second call is a no-op. */
+	assert_int_equal(maildir_mark_seen(f->md, m), 0);
+	assert_true(exists(f, "cur", m->name));
+	maildir_snapshot_free(&s);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 1);
+	assert_string_equal(s.msgs[0].uidl, before);
+	assert_false(s.msgs[0].in_new);
+	maildir_snapshot_free(&s);
+}
+
+static void seen_case(const struct fx *f, const char *from, const char *want)
+{
+	struct maildir_msg m = {.in_new = false};
+	char before[POP3_UIDL_MAX + 1], now[POP3_UIDL_MAX + 1];
+
+	put_str(f, "cur", from, "x\n");
+	m.name = strdup(from);
+	assert_non_null(m.name);
+	maildir_uidl(from, before);
+	assert_int_equal(maildir_mark_seen(f->md, &m), 0);
+	assert_string_equal(m.name, want);
+	assert_false(m.in_new);
+	assert_true(exists(f, "cur", want));
+	if (strcmp(from, want) != 0)
+		assert_false(exists(f, "cur", from));
+	maildir_uidl(m.name, now);
+	assert_string_equal(now, before);
+	free(m.name);
+}
+
+/* S-141: flags stay in ASCII order, S already there means no rename. */
+static void test_mark_seen_flags(void **state)
+{
+	struct fx *f = *state;
+
+	seen_case(f, "x:2,FR", "x:2,FRS");
+	seen_case(f, "y:2,T", "y:2,ST");
+	seen_case(f, "z:2,", "z:2,S");
+	seen_case(f, "w:2,DS", "w:2,DS");
+	seen_case(f, "v", "v:2,S");
+	seen_case(f, "u:2,Fa", "u:2,FSa");
+	seen_case(f, "t,S=2,W=3:2,DFPRT", "t,S=2,W=3:2,DFPRST");
+	seen_case(f, "a:b", "a:b:2,S");
+}
+
+/* S-142: the file went away from outside; the caller answers -ERR and goes on. */
+static void test_mark_seen_vanished(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	char path[512];
+
+	put_str(f, "new", "gone", "x\n");
+	s = scan_ok(f);
+	pathf(path, sizeof(path), "%s/new/gone", f->md);
+	assert_int_equal(unlink(path), 0);
+	errno = 0;
+	assert_int_equal(maildir_mark_seen(f->md, &s.msgs[0]), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_string_equal(s.msgs[0].name, "gone");
+	assert_true(s.msgs[0].in_new);
+	maildir_snapshot_free(&s);
+}
+
+/* The rename never replaces another file that already carries the target name. */
+static void test_mark_seen_no_clobber(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_msg m = {.in_new = true};
+	char path[512], buf[16];
+	ssize_t n;
+	int fd;
+
+	put_str(f, "new", "k", "new copy\n");
+	put_str(f, "cur", "k:2,S", "cur copy\n");
+	m.name = strdup("k");
+	assert_non_null(m.name);
+	errno = 0;
+	assert_int_equal(maildir_mark_seen(f->md, &m), -1);
+	assert_int_equal(errno, EEXIST);
+	assert_string_equal(m.name, "k");
+	assert_true(m.in_new);
+	pathf(path, sizeof(path), "%s/cur/k:2,S", f->md);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	assert_int_equal(n, 9);
+	assert_memory_equal(buf, "cur copy\n", 9);
+	assert_true(exists(f, "new", "k"));
+	free(m.name);
+}
+
+static void test_open_msg(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_msg m = {.in_new = false};
+	char path[512], buf[16];
+	ssize_t n;
+	int fd;
+
+	alarm(20);
+	put_str(f, "cur", "msg:2,S", "body\n");
+	m.name = strdup("msg:2,S");
+	assert_non_null(m.name);
+	fd = maildir_open_msg(f->md, &m);
+	assert_true(fd >= 0);
+	n = read(fd, buf, sizeof(buf));
+	assert_int_equal(n, 5);
+	assert_memory_equal(buf, "body\n", 5);
+	close(fd);
+
+	/* S-142: removed from outside. */
+	pathf(path, sizeof(path), "%s/cur/msg:2,S", f->md);
+	assert_int_equal(unlink(path), 0);
+	errno = 0;
+	assert_int_equal(maildir_open_msg(f->md, &m), -1);
+	assert_int_equal(errno, ENOENT);
+
+	/* Swapped for a symlink or a FIFO after the scan. */
+	assert_int_equal(symlink("/etc/passwd", path), 0);
+	errno = 0;
+	assert_int_equal(maildir_open_msg(f->md, &m), -1);
+	assert_int_equal(errno, ELOOP);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	errno = 0;
+	assert_int_equal(maildir_open_msg(f->md, &m), -1);
+	assert_int_equal(errno, EINVAL);
+	free(m.name);
+	alarm(0);
+}
+
+static void test_unlink(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+
+	put_str(f, "new", "n1", "x\n");
+	put_str(f, "cur", "c1:2,S", "y\n");
+	s = scan_ok(f);
+	assert_int_equal(s.count, 2);
+	for (size_t i = 0; i < s.count; i++) {
+		assert_int_equal(maildir_unlink_msg(f->md, &s.msgs[i]), 0);
+		/* Already gone counts as done. */
+		assert_int_equal(maildir_unlink_msg(f->md, &s.msgs[i]), 0);
+	}
+	assert_false(exists(f, "new", "n1"));
+	assert_false(exists(f, "cur", "c1:2,S"));
+	maildir_snapshot_free(&s);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 0);
+	assert_int_equal(s.total_size, 0);
+	maildir_snapshot_free(&s);
+}
+
+/* S-019, S-021: one session per maildrop, even two sessions in the same process. */
+static void test_lock_twice(void **state)
+{
+	struct fx *f = *state;
+	char path[512];
+	struct stat st;
+	int a, b;
+
+	a = maildir_lock(f->md);
+	assert_true(a >= 0);
+	b = maildir_lock(f->md);
+	assert_int_equal(b, -2);
+	maildir_unlock(a);
+	b = maildir_lock(f->md);
+	assert_true(b >= 0);
+	pathf(path, sizeof(path), "%s/gannet.lock", f->md);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0600);
+	maildir_unlock(b);
+}
+
+/* Edge case 23: the kernel drops the lock of a session that died. */
+static void test_lock_holder_killed(void **state)
+{
+	struct fx *f = *state;
+	int pfd[2], fd, status;
+	char c;
+	pid_t pid;
+
+	assert_int_equal(pipe(pfd), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		if (maildir_lock(f->md) < 0)
+			_exit(1);
+		if (write(pfd[1], "L", 1) != 1)
+			_exit(1);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	assert_int_equal(read(pfd[0], &c, 1), 1);
+	close(pfd[0]);
+	assert_int_equal(maildir_lock(f->md), -2);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	fd = maildir_lock(f->md);
+	assert_true(fd >= 0);
+	maildir_unlock(fd);
+}
+
+/* A lock file replaced by a FIFO neither hangs nor counts as a lock. */
+static void test_lock_fifo(void **state)
+{
+	struct fx *f = *state;
+	char path[512];
+
+	alarm(20);
+	pathf(path, sizeof(path), "%s/gannet.lock", f->md);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(maildir_lock(f->md), -1);
+	alarm(0);
+}
+
+static void assert_is_dir_0700(const char *path)
+{
+	struct stat st;
+
+	assert_int_equal(lstat(path, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+}
+
+static void assert_maildir_created(const char *root)
+{
+	char p[512];
+
+	assert_is_dir_0700(root);
+	pathf(p, sizeof(p), "%s/new", root);
+	assert_is_dir_0700(p);
+	pathf(p, sizeof(p), "%s/cur", root);
+	assert_is_dir_0700(p);
+	pathf(p, sizeof(p), "%s/tmp", root);
+	assert_is_dir_0700(p);
+}
+
+/* A new user who never received mail logs in to an empty maildrop. */
+static void test_scan_creates_root(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	const char *error = NULL;
+	char root[256];
+
+	pathf(root, sizeof(root), "%s/fresh", f->top);
+	assert_int_equal(maildir_scan(root, &s, &error), MAILDIR_OK);
+	assert_int_equal(s.count, 0);
+	assert_int_equal(s.total_size, 0);
+	maildir_snapshot_free(&s);
+	assert_maildir_created(root);
+}
+
+/* S-019 locks before the scan, so the lock must work on a Maildir that does not exist yet. */
+static void test_lock_creates_root(void **state)
+{
+	struct fx *f = *state;
+	char root[256];
+	int fd;
+
+	pathf(root, sizeof(root), "%s/fresh-lock", f->top);
+	fd = maildir_lock(root);
+	assert_true(fd >= 0);
+	assert_maildir_created(root);
+	maildir_unlock(fd);
+}
+
+static void test_scan_creates_subdirs(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	char p[512];
+
+	pathf(p, sizeof(p), "%s/new", f->md);
+	assert_int_equal(rmdir(p), 0);
+	pathf(p, sizeof(p), "%s/cur", f->md);
+	assert_int_equal(rmdir(p), 0);
+	s = scan_ok(f);
+	assert_int_equal(s.count, 0);
+	maildir_snapshot_free(&s);
+	pathf(p, sizeof(p), "%s/new", f->md);
+	assert_is_dir_0700(p);
+	pathf(p, sizeof(p), "%s/cur", f->md);
+	assert_is_dir_0700(p);
+}
+
+static void test_missing_parent(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	const char *error = NULL;
+	char root[256];
+
+	pathf(root, sizeof(root), "%s/no/such/Maildir", f->top);
+	assert_int_equal(maildir_scan(root, &s, &error), MAILDIR_ERR_PERM);
+	assert_non_null(error);
+	assert_non_null(strstr(error, "parent directory does not exist"));
+	assert_non_null(strstr(error, root));
+	assert_int_equal(s.count, 0);
+	assert_null(s.msgs);
+	pathf(root, sizeof(root), "%s/no", f->top);
+	assert_int_equal(access(root, F_OK), -1);
+	pathf(root, sizeof(root), "%s/no/such/Maildir", f->top);
+	assert_int_equal(maildir_lock(root), -1);
+	assert_int_equal(errno, ENOENT);
+}
+
+static void test_root_not_a_directory(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	const char *error = NULL;
+	char root[256];
+	int fd;
+
+	pathf(root, sizeof(root), "%s/file", f->top);
+	fd = open(root, O_WRONLY | O_CREAT, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(maildir_scan(root, &s, &error), MAILDIR_ERR_PERM);
+	assert_non_null(strstr(error, "Not a directory"));
+}
+
+static int chown_cb(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return lchown(path, NOBODY, NOBODY);
+}
+
+/* Run maildir_scan(ROOT) without privileges: root bypasses EACCES, so as root a child drops to
+ * nobody (the tree under TOP is handed to nobody first). Returns the scan's result, or
+ * CHILD_SKIP when privileges cannot be dropped. */
+static int scan_unprivileged(const struct fx *f, const char *root)
+{
+	struct maildir_snapshot s;
+	const char *error;
+	int status, rc;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		rc = maildir_scan(root, &s, &error);
+		maildir_snapshot_free(&s);
+		return rc;
+	}
+	assert_int_equal(nftw(f->top, chown_cb, 16, FTW_PHYS), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		gid_t gid = NOBODY;
+		if (setgroups(1, &gid) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
+		    setresuid(NOBODY, NOBODY, NOBODY) < 0 || geteuid() == 0)
+			_exit(CHILD_SKIP);
+		error = NULL;
+		rc = maildir_scan(root, &s, &error);
+		if (rc != MAILDIR_OK && (error == NULL || error[0] == '\0'))
+			_exit(1);
+		if (rc != MAILDIR_OK && s.msgs != NULL)
+			_exit(2);
+		if (error != NULL)
+			fprintf(stderr, "  (child: %s)\n", error);
+		maildir_snapshot_free(&s);
+		_exit(CHILD_BASE - rc);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	if (WEXITSTATUS(status) == CHILD_SKIP)
+		return CHILD_SKIP;
+	assert_true(WEXITSTATUS(status) >= CHILD_BASE);
+	return CHILD_BASE - WEXITSTATUS(status);
+}
+
+static void skip_unprivileged(void)
+{
+	print_message("cannot drop privileges to uid %d; EACCES test skipped\n", NOBODY);
+	skip();
+}
+
+/* S-020: an unreadable directory is an administrator's problem: [SYS/PERM]. */
+static void test_unreadable_cur(void **state)
+{
+	struct fx *f = *state;
+	char p[512];
+	int rc;
+
+	put_str(f, "new", "m", "x\n");
+	rc = scan_unprivileged(f, f->md);
+	if (rc == CHILD_SKIP)
+		skip_unprivileged();
+	assert_int_equal(rc, MAILDIR_OK);
+	pathf(p, sizeof(p), "%s/cur", f->md);
+	assert_int_equal(chmod(p, 0), 0);
+	rc = scan_unprivileged(f, f->md);
+	assert_int_equal(chmod(p, 0700), 0);
+	if (rc == CHILD_SKIP)
+		skip_unprivileged();
+	assert_int_equal(rc, MAILDIR_ERR_PERM);
+	/* Fixed by the administrator: the next scan works. */
+	assert_int_equal(scan_unprivileged(f, f->md), MAILDIR_OK);
+}
+
+static void test_unreadable_message(void **state)
+{
+	struct fx *f = *state;
+	char p[512];
+	int rc;
+
+	put_str(f, "cur", "secret:2,S", "x\n");
+	pathf(p, sizeof(p), "%s/cur/secret:2,S", f->md);
+	assert_int_equal(chmod(p, 0), 0);
+	rc = scan_unprivileged(f, f->md);
+	if (rc == CHILD_SKIP)
+		skip_unprivileged();
+	assert_int_equal(rc, MAILDIR_ERR_PERM);
+}
+
+static void test_parent_not_writable(void **state)
+{
+	struct fx *f = *state;
+	char parent[256], root[256];
+	int rc;
+
+	pathf(parent, sizeof(parent), "%s/ro", f->top);
+	assert_int_equal(mkdir(parent, 0555), 0);
+	pathf(root, sizeof(root), "%s/Maildir", parent);
+	rc = scan_unprivileged(f, root);
+	if (rc == CHILD_SKIP)
+		skip_unprivileged();
+	assert_int_equal(rc, MAILDIR_ERR_PERM);
+	assert_int_equal(access(root, F_OK), -1);
+}
+
+/* Out of descriptors is temporary: [SYS/TEMP], try again later. */
+static void test_emfile_is_temp(void **state)
+{
+	struct fx *f = *state;
+	int status;
+	pid_t pid;
+
+	put_str(f, "new", "m", "x\n");
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct maildir_snapshot s;
+		struct rlimit rl;
+		const char *error = NULL;
+		int fd = open("/dev/null", O_RDONLY), rc;
+
+		/* Room for the root directory only: opening new/ fails with EMFILE. */
+		if (fd < 0 || getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(1);
+		close(fd);
+		rl.rlim_cur = (rlim_t)fd + 1;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(1);
+		rc = maildir_scan(f->md, &s, &error);
+		_exit(rc == MAILDIR_ERR_TEMP && error != NULL && strstr(error, "Too many") ? 0 : 2);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_sizes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunk_boundary, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_large_message, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_over_4gib, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_skips_non_messages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_order, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_order_stable_after_seen, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_many_messages, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_duplicate_unique_name, setup, teardown),
+	    cmocka_unit_test(test_uidl),
+	    cmocka_unit_test_setup_teardown(test_mark_seen_new, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mark_seen_flags, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mark_seen_vanished, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_mark_seen_no_clobber, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_msg, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unlink, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_holder_killed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_fifo, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_creates_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_lock_creates_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_scan_creates_subdirs, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_missing_parent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_root_not_a_directory, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreadable_cur, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unreadable_message, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_parent_not_writable, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_emfile_is_temp, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
