@@ -1,0 +1,95 @@
+/* Child process start-up: receive the configuration from the master and give up privileges. */
+#include "child.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc.h"
+#include "log.h"
+
+/* A child that has not heard from the master within this time was orphaned at birth. */
+#define HELLO_TIMEOUT_MS 10000
+
+void child_init(enum proc_kind kind, struct child_env *env)
+{
+	struct pollfd pfd = {.fd = CHILD_CHANNEL_FD, .events = POLLIN};
+	struct ipc_msg *m = malloc(sizeof(*m));
+	uint32_t version, k, gen, fg;
+	const void *text;
+	size_t textlen;
+	char err[512];
+	char *copy;
+
+	if (m == NULL)
+		fatal("malloc");
+	for (;;) {
+		int r = poll(&pfd, 1, HELLO_TIMEOUT_MS);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			fatalx("no hello from the master");
+		r = ipc_recv(CHILD_CHANNEL_FD, m);
+		if (r < 0 && errno == EAGAIN)
+			continue;
+		if (r <= 0)
+			fatal("reading hello from the master");
+		break;
+	}
+	if (m->type != MSG_HELLO || ipc_get_u32(m, &version) < 0 || ipc_get_u32(m, &k) < 0 ||
+	    ipc_get_u32(m, &gen) < 0 || ipc_get_u32(m, &fg) < 0 ||
+	    ipc_get_data(m, &text, &textlen) < 0 || ipc_end(m) < 0)
+		fatalx("malformed hello from the master");
+	if (version != IPC_VERSION)
+		fatalx("IPC version %u from the master, this binary speaks %u", version,
+		       IPC_VERSION);
+	if (k != (uint32_t)kind)
+		fatalx("master started us as kind %u, expected %u", k, (unsigned)kind);
+	copy = malloc(textlen + 1);
+	if (copy == NULL)
+		fatal("malloc");
+	memcpy(copy, text, textlen);
+	copy[textlen] = '\0';
+	if (conf_parse("(from master)", copy, textlen, &env->conf, err, sizeof(err)) < 0)
+		fatalx("configuration from the master does not parse: %s", err);
+	free(copy);
+	free(m);
+	env->generation = gen;
+	env->foreground = fg != 0;
+	log_set_level((enum log_level)env->conf.log_level);
+}
+
+int child_setids(uid_t uid, gid_t gid)
+{
+	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -1;
+	return 0;
+}
+
+void child_drop_privileges(const char *user, const char *setting, const char *chroot_dir)
+{
+	struct passwd *pw = NULL;
+
+	if (geteuid() != 0)
+		return;
+	if (user[0] != '\0') {
+		pw = getpwnam(user);
+		if (pw == NULL)
+			fatalx("%s: no such user \"%s\"", setting, user);
+	}
+	if (chroot_dir[0] != '\0') {
+		if (chroot(chroot_dir) < 0 || chdir("/") < 0)
+			fatal("chroot %s", chroot_dir);
+	}
+	if (pw == NULL)
+		return; /* the master warned once at start-up */
+	if (child_setids(pw->pw_uid, pw->pw_gid) < 0)
+		fatal("cannot switch to user %s", user);
+	if (setuid(0) == 0)
+		fatalx("could regain root after dropping privileges");
+}

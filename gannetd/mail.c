@@ -1,0 +1,687 @@
+/* The mail process: TRANSACTION and UPDATE states on a locked Maildir snapshot. Runs as the mail
+ * owner (shared mode: many sessions per process) or as the user's own uid (per-connection mode).
+ * Message bodies are streamed from the file as the socket drains, so a session's memory stays
+ * bounded whatever the message size and however slowly the client reads. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "child.h"
+#include "client.h"
+#include "ipc.h"
+#include "log.h"
+#include "maildir.h"
+#include "strnum.h"
+
+/* Bytes of pipelined input buffered per session before we stop reading the socket. */
+#define MAIL_INPUT_MAX (16 * 1024)
+/* LIST and UIDL listings are generated in slices of this size as the socket drains. */
+#define LISTING_SLICE 4096
+
+struct msess {
+	uint64_t conn_id;
+	char session[40];
+	char ip[64];
+	char tls[96];
+	char user[USERNAME_MAX + 1];
+	char maildir[GANNET_PATH_MAX];
+	int fd;
+	struct bufferevent *bev;
+	struct line_reader lr;
+	unsigned bad;
+	int lockfd;
+	struct maildir_snapshot snap;
+	unsigned char *deleted; /* one byte per message: bitmaps save little at 100 bytes/message */
+	size_t n_deleted;
+	uint64_t deleted_bytes;
+	/* a RETR/TOP or a listing being streamed */
+	bool busy;
+	int retr_fd;
+	size_t retr_idx;
+	bool retr_is_top;
+	struct pop3_enc enc;
+	enum { LISTING_NONE, LISTING_LIST, LISTING_UIDL } listing;
+	size_t listing_pos;
+	bool closing;
+	bool logged_in; /* lock taken and snapshot read */
+	bool quit;      /* QUIT received: UPDATE ran */
+	size_t retrieved;
+	uint64_t retrieved_bytes;
+	struct msess *prev, *next;
+};
+
+static struct child_env *env;
+static struct event_base *base;
+static struct ipc_queue *master_q;
+static struct msess *sessions;
+static size_t n_sessions;
+static bool draining;
+static struct ipc_msg msgbuf;
+static char readbuf[RETR_CHUNK];
+static char encbuf[2 * RETR_CHUNK + 3];
+
+static void process_input(struct msess *s);
+static void pump(struct msess *s);
+
+static void exit_check_cb(evutil_socket_t fd, short what, void *arg);
+
+static void maybe_exit(void)
+{
+	if (!draining || n_sessions != 0)
+		return;
+	if (ipc_queue_pending(master_q) == 0)
+		exit(0);
+	event_base_once(base, -1, EV_TIMEOUT, exit_check_cb, NULL, &(struct timeval){0, 10000});
+}
+
+static void exit_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	maybe_exit();
+}
+
+static void sess_free(struct msess *s, const char *reason)
+{
+	if (s->logged_in) {
+		if (s->quit)
+			reason = "quit";
+		/* Counts as they stand: reason=quit means UPDATE ran, anything else deleted
+		 * nothing. */
+		log_info("session=%s ip=%s event=logout user=%s reason=%s retrieved=%zu "
+		         "retrieved_bytes=%" PRIu64 " deleted=%zu deleted_bytes=%" PRIu64
+		         " left=%zu left_bytes=%" PRIu64,
+		         s->session, s->ip, s->user, reason, s->retrieved, s->retrieved_bytes,
+		         strcmp(reason, "quit") == 0 ? s->n_deleted : 0,
+		         strcmp(reason, "quit") == 0 ? s->deleted_bytes : 0,
+		         s->snap.count - (strcmp(reason, "quit") == 0 ? s->n_deleted : 0),
+		         s->snap.total_size - (strcmp(reason, "quit") == 0 ? s->deleted_bytes : 0));
+	}
+	if (s->lockfd >= 0)
+		maildir_unlock(s->lockfd);
+	if (s->retr_fd >= 0)
+		close(s->retr_fd);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);
+	if (s->fd >= 0)
+		close(s->fd);
+	maildir_snapshot_free(&s->snap);
+	free(s->deleted);
+	ipc_msg_init(&msgbuf, MSG_CONN_DONE);
+	ipc_put_u64(&msgbuf, s->conn_id);
+	ipc_queue_send(master_q, &msgbuf, -1);
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		sessions = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	free(s);
+	n_sessions--;
+	if (env->conf.isolation == ISOLATION_PER_CONNECTION)
+		draining = true;
+	maybe_exit();
+}
+
+static void close_after_flush(struct msess *s)
+{
+	s->closing = true;
+	bufferevent_disable(s->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		sess_free(s, "closed");
+}
+
+/* Parse a message-number argument: -1 with the reply sent when it is not a live message. */
+static int msg_arg(struct msess *s, const char *arg, size_t len, size_t *idx_r)
+{
+	uint64_t n;
+
+	if (strnum_u64(arg, len, 1, UINT64_MAX, &n) < 0) {
+		client_reply(s->bev, "-ERR Invalid message number");
+		return -1;
+	}
+	if (n > s->snap.count) {
+		client_reply(s->bev, "-ERR No such message");
+		return -1;
+	}
+	if (s->deleted[n - 1]) {
+		client_reply(s->bev, "-ERR Message %" PRIu64 " is deleted", n);
+		return -1;
+	}
+	*idx_r = (size_t)(n - 1);
+	return 0;
+}
+
+static bool args_ok(struct msess *s, struct pop3_cmd *cmd, int min, int max, const char *usage)
+{
+	if (cmd->argc < min || cmd->argc > max || cmd->bad_spacing) {
+		client_reply(s->bev, "-ERR Usage: %s", usage);
+		return false;
+	}
+	return true;
+}
+
+static int cmd_stat(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+
+	if (!args_ok(s, cmd, 0, 0, "STAT"))
+		return CMD_ERR;
+	client_reply(s->bev, "+OK %zu %" PRIu64, s->snap.count - s->n_deleted,
+	             s->snap.total_size - s->deleted_bytes);
+	return CMD_OK;
+}
+
+static int listing(struct msess *s, struct pop3_cmd *cmd, int kind, const char *usage)
+{
+	size_t i;
+
+	if (!args_ok(s, cmd, 0, 1, usage))
+		return CMD_ERR;
+	if (cmd->argc == 1) {
+		if (msg_arg(s, cmd->argv[0], cmd->argl[0], &i) < 0)
+			return CMD_ERR;
+		if (kind == LISTING_LIST)
+			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1, s->snap.msgs[i].size);
+		else
+			client_reply(s->bev, "+OK %zu %s", i + 1, s->snap.msgs[i].uidl);
+		return CMD_OK;
+	}
+	if (kind == LISTING_LIST)
+		client_reply(s->bev, "+OK %zu messages (%" PRIu64 " octets)",
+		             s->snap.count - s->n_deleted, s->snap.total_size - s->deleted_bytes);
+	else
+		client_reply(s->bev, "+OK Unique-ID listing follows");
+	s->listing = kind;
+	s->listing_pos = 0;
+	s->busy = true;
+	pump(s);
+	return s->busy ? CMD_SUSPEND : CMD_OK;
+}
+
+static int cmd_list(void *arg, struct pop3_cmd *cmd)
+{
+	return listing(arg, cmd, LISTING_LIST, "LIST [message]");
+}
+
+static int cmd_uidl(void *arg, struct pop3_cmd *cmd)
+{
+	return listing(arg, cmd, LISTING_UIDL, "UIDL [message]");
+}
+
+static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
+{
+	int fd = maildir_open_msg(s->maildir, &s->snap.msgs[idx]);
+
+	if (fd < 0) {
+		/* Removed from outside since login (S-142): the session and numbering carry on. */
+		log_warnx("session=%s ip=%s event=message_unreadable user=%s msg=%zu", s->session,
+		          s->ip, s->user, idx + 1);
+		client_reply(s->bev,
+		             errno == ENOENT ? "-ERR [SYS/TEMP] Message %zu was removed "
+		                               "by another program"
+		                             : "-ERR [SYS/TEMP] Message %zu cannot be read",
+		             idx + 1);
+		return CMD_OK;
+	}
+	if (top)
+		client_reply(s->bev, "+OK Top of message follows");
+	else
+		client_reply(s->bev, "+OK %" PRIu64 " octets", s->snap.msgs[idx].size);
+	s->retr_fd = fd;
+	s->retr_idx = idx;
+	s->retr_is_top = top;
+	pop3_enc_init(&s->enc, true, top ? lines : UINT64_MAX);
+	s->busy = true;
+	pump(s);
+	return s->busy ? CMD_SUSPEND : CMD_OK;
+}
+
+static int cmd_retr(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+	size_t idx;
+
+	if (!args_ok(s, cmd, 1, 1, "RETR message") ||
+	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+		return CMD_ERR;
+	return start_retr(s, idx, false, 0);
+}
+
+static int cmd_top(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+	uint64_t lines;
+	size_t idx;
+
+	if (!args_ok(s, cmd, 2, 2, "TOP message lines") ||
+	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+		return CMD_ERR;
+	if (strnum_u64(cmd->argv[1], cmd->argl[1], 0, UINT64_MAX - 1, &lines) < 0) {
+		client_reply(s->bev, "-ERR Invalid number of lines");
+		return CMD_ERR;
+	}
+	return start_retr(s, idx, true, lines);
+}
+
+static int cmd_dele(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+	size_t idx;
+
+	if (!args_ok(s, cmd, 1, 1, "DELE message") ||
+	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+		return CMD_ERR;
+	s->deleted[idx] = 1;
+	s->n_deleted++;
+	s->deleted_bytes += s->snap.msgs[idx].size;
+	client_reply(s->bev, "+OK Message %zu deleted", idx + 1);
+	return CMD_OK;
+}
+
+static int cmd_noop(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+
+	if (!args_ok(s, cmd, 0, 0, "NOOP"))
+		return CMD_ERR;
+	client_reply(s->bev, "+OK");
+	return CMD_OK;
+}
+
+static int cmd_rset(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+
+	if (!args_ok(s, cmd, 0, 0, "RSET"))
+		return CMD_ERR;
+	memset(s->deleted, 0, s->snap.count);
+	s->n_deleted = 0;
+	s->deleted_bytes = 0;
+	client_reply(s->bev, "+OK %zu messages (%" PRIu64 " octets)", s->snap.count,
+	             s->snap.total_size);
+	return CMD_OK;
+}
+
+static int cmd_capa(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+	static const char capa[] = "+OK Capability list follows\r\n"
+	                           "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
+	                           "USER\r\nIMPLEMENTATION Gannet\r\n.\r\n";
+
+	if (!args_ok(s, cmd, 0, 0, "CAPA"))
+		return CMD_ERR;
+	bufferevent_write(s->bev, capa, sizeof(capa) - 1);
+	return CMD_OK;
+}
+
+/* UPDATE (RFC 1939 §6): remove the messages marked deleted, then release the maildrop. */
+static int cmd_quit(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+	size_t failed = 0;
+
+	for (size_t i = 0; i < s->snap.count; i++) {
+		if (!s->deleted[i])
+			continue;
+		if (maildir_unlink_msg(s->maildir, &s->snap.msgs[i]) < 0) {
+			log_warn("session=%s ip=%s event=delete_failed user=%s file=%s", s->session,
+			         s->ip, s->user, s->snap.msgs[i].name);
+			failed++;
+		}
+	}
+	s->n_deleted -= failed;
+	s->quit = true;
+	/* Unlock before answering, so a client that reconnects at once is not told [IN-USE]. */
+	maildir_unlock(s->lockfd);
+	s->lockfd = -1;
+	if (failed)
+		client_reply(s->bev, "-ERR [SYS/TEMP] %zu deleted messages were not removed",
+		             failed);
+	else
+		client_reply(s->bev, "+OK Bye, %zu messages deleted", s->n_deleted);
+	return CMD_CLOSE;
+}
+
+static const struct cmd_def trans_cmds[] = {
+    {"STAT", cmd_stat, 0},   {"LIST", cmd_list, 0},   {"RETR", cmd_retr, 0},
+    {"DELE", cmd_dele, 0},   {"NOOP", cmd_noop, 0},   {"RSET", cmd_rset, 0},
+    {"QUIT", cmd_quit, 0},   {"TOP", cmd_top, 0},     {"UIDL", cmd_uidl, 0},
+    {"CAPA", cmd_capa, 0},   {"USER", NULL, CMD_BAD}, {"PASS", NULL, CMD_BAD},
+    {"APOP", NULL, CMD_BAD}, {"AUTH", NULL, CMD_BAD}, {"STLS", NULL, CMD_BAD},
+    {NULL, NULL, 0},
+};
+
+/* Queue more of a listing or a message while the output buffer is below the high-water mark. */
+static void pump(struct msess *s)
+{
+	struct evbuffer *out = bufferevent_get_output(s->bev);
+
+	while (s->busy && evbuffer_get_length(out) < RETR_HIGH_WATER) {
+		if (s->listing != LISTING_NONE) {
+			char buf[LISTING_SLICE + 128];
+			size_t n = 0;
+
+			while (s->listing_pos < s->snap.count && n < LISTING_SLICE) {
+				size_t i = s->listing_pos++;
+				int w;
+
+				if (s->deleted[i])
+					continue;
+				if (s->listing == LISTING_LIST)
+					w = snprintf(buf + n, sizeof(buf) - n,
+					             "%zu %" PRIu64 "\r\n", i + 1,
+					             s->snap.msgs[i].size);
+				else
+					w = snprintf(buf + n, sizeof(buf) - n, "%zu %s\r\n", i + 1,
+					             s->snap.msgs[i].uidl);
+				if (w > 0)
+					n += (size_t)w;
+			}
+			if (s->listing_pos >= s->snap.count) {
+				memcpy(buf + n, ".\r\n", 3);
+				n += 3;
+				s->listing = LISTING_NONE;
+				s->busy = false;
+			}
+			evbuffer_add(out, buf, n);
+			continue;
+		}
+
+		ssize_t r = read(s->retr_fd, readbuf, sizeof(readbuf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			/* Half a message is on the wire already; no -ERR can follow it. */
+			log_warn("session=%s ip=%s event=read_failed user=%s msg=%zu", s->session,
+			         s->ip, s->user, s->retr_idx + 1);
+			close_after_flush(s);
+			return;
+		}
+		if (r > 0)
+			evbuffer_add(out, encbuf,
+			             pop3_enc_feed(&s->enc, readbuf, (size_t)r, encbuf));
+		if (r == 0 || pop3_enc_done(&s->enc)) {
+			struct maildir_msg *m = &s->snap.msgs[s->retr_idx];
+			size_t n = pop3_enc_finish(&s->enc, encbuf);
+
+			memcpy(encbuf + n, ".\r\n", 3);
+			evbuffer_add(out, encbuf, n + 3);
+			close(s->retr_fd);
+			s->retr_fd = -1;
+			s->busy = false;
+			if (!s->retr_is_top) {
+				if (s->enc.size != m->size)
+					log_warnx("session=%s ip=%s event=size_changed user=%s "
+					          "file=%s listed=%" PRIu64 " sent=%" PRIu64,
+					          s->session, s->ip, s->user, m->name, m->size,
+					          s->enc.size);
+				s->retrieved++;
+				s->retrieved_bytes += s->enc.size;
+				/* Seen for IMAP on the same Maildir; the UIDL does not change. */
+				if (maildir_mark_seen(s->maildir, m) < 0 && errno != ENOENT)
+					log_warn("session=%s event=mark_seen_failed file=%s",
+					         s->session, m->name);
+			}
+		}
+	}
+}
+
+static void handle_line(struct msess *s, char *line, size_t len)
+{
+	struct pop3_cmd cmd;
+	const struct cmd_def *def;
+	int r;
+
+	if (pop3_parse_cmd(line, len, &cmd) < 0 ||
+	    (def = cmd_lookup(trans_cmds, cmd.keyword)) == NULL) {
+		client_reply(s->bev, "-ERR Unknown command");
+		r = CMD_ERR;
+	} else if (def->flags & CMD_BAD) {
+		client_reply(s->bev, "-ERR Command not valid in this state");
+		r = CMD_ERR;
+	} else {
+		r = def->handler(s, &cmd);
+	}
+	if (r == CMD_ERR && ++s->bad >= (unsigned)env->conf.max_bad_commands) {
+		client_reply(s->bev, "-ERR Too many bad commands, closing connection");
+		log_info("session=%s ip=%s event=too_many_bad_commands", s->session, s->ip);
+		r = CMD_CLOSE;
+	}
+	if (r == CMD_CLOSE)
+		close_after_flush(s);
+}
+
+static void process_input(struct msess *s)
+{
+	char line[POP3_CMD_MAX + 1];
+	size_t len;
+
+	while (!s->busy && !s->closing) {
+		enum line_result r = client_read_line(bufferevent_get_input(s->bev), &s->lr, line,
+		                                      sizeof(line), &len);
+		if (r == LINE_NEED_MORE)
+			return;
+		if (r == LINE_OK) {
+			handle_line(s, line, len);
+			continue;
+		}
+		client_reply(s->bev, r == LINE_TOO_LONG ? "-ERR Command line too long"
+		                                        : "-ERR Invalid characters in command");
+		if (++s->bad >= (unsigned)env->conf.max_bad_commands) {
+			client_reply(s->bev, "-ERR Too many bad commands, closing connection");
+			close_after_flush(s);
+			return;
+		}
+	}
+}
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+	process_input(arg);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+	struct msess *s = arg;
+
+	if (s->closing) {
+		if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+			sess_free(s, "closed");
+		return;
+	}
+	if (s->busy) {
+		pump(s);
+		if (s->busy || s->closing)
+			return;
+	}
+	process_input(s);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+	struct msess *s = arg;
+
+	if ((what & BEV_EVENT_TIMEOUT) && (what & BEV_EVENT_READING)) {
+		/* A client reading a long message slowly is not idle (S-076): the write-stall
+		 * timeout watches it instead. */
+		if (s->busy || evbuffer_get_length(bufferevent_get_output(bev)) > 0) {
+			bufferevent_enable(bev, EV_READ);
+			return;
+		}
+		sess_free(s, "idle_timeout");
+		return;
+	}
+	if (what & BEV_EVENT_TIMEOUT) {
+		sess_free(s, "write_stalled");
+		return;
+	}
+	sess_free(s, (what & BEV_EVENT_EOF) ? "client_closed" : "connection_error");
+}
+
+/* A session arrives from the master: lock, snapshot, answer the PASS, then serve. */
+static void new_session(struct ipc_msg *m)
+{
+	struct msess *s = calloc(1, sizeof(*s));
+	uint32_t uid, gid;
+	const void *input;
+	size_t inlen;
+	const char *error = NULL;
+	int r;
+
+	if (s == NULL)
+		fatal("calloc");
+	s->fd = m->fd;
+	m->fd = -1;
+	s->lockfd = -1;
+	s->retr_fd = -1;
+	if (ipc_get_u64(m, &s->conn_id) < 0 || ipc_get_str(m, s->session, sizeof(s->session)) < 0 ||
+	    ipc_get_str(m, s->ip, sizeof(s->ip)) < 0 ||
+	    ipc_get_str(m, s->tls, sizeof(s->tls)) < 0 ||
+	    ipc_get_str(m, s->user, sizeof(s->user)) < 0 || ipc_get_u32(m, &uid) < 0 ||
+	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, s->maildir, sizeof(s->maildir)) < 0 ||
+	    ipc_get_data(m, &input, &inlen) < 0 || ipc_end(m) < 0 || s->fd < 0 ||
+	    s->maildir[0] != '/') {
+		log_warnx("event=bad_message from=master type=session");
+		if (s->fd >= 0)
+			close(s->fd);
+		free(s);
+		return;
+	}
+	s->next = sessions;
+	if (sessions != NULL)
+		sessions->prev = s;
+	sessions = s;
+	n_sessions++;
+	line_reader_init(&s->lr, POP3_CMD_MAX);
+	s->bev = bufferevent_socket_new(base, s->fd, 0);
+	if (s->bev == NULL) {
+		sess_free(s, "bufferevent_failed");
+		return;
+	}
+	bufferevent_setcb(s->bev, read_cb, write_cb, event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, MAIL_INPUT_MAX);
+	bufferevent_setwatermark(s->bev, EV_WRITE, RETR_HIGH_WATER / 2, 0);
+	bufferevent_set_timeouts(s->bev, &(struct timeval){conf_idle_timeout(&env->conf), 0},
+	                         &(struct timeval){WRITE_STALL_TIMEOUT_DEFAULT, 0});
+	/* Commands the client pipelined behind PASS go first. A socket bufferevent keeps its input
+	 * closed to callers, so open it for this one insertion. */
+	evbuffer_unfreeze(bufferevent_get_input(s->bev), 0);
+	evbuffer_add(bufferevent_get_input(s->bev), input, inlen);
+	evbuffer_freeze(bufferevent_get_input(s->bev), 0);
+
+	/* Per-connection mode as root: this process belongs to the user from here on. */
+	if (env->conf.isolation == ISOLATION_PER_CONNECTION && geteuid() == 0) {
+		struct passwd *pw = NULL;
+
+		if (uid == (uint32_t)-1 && env->conf.mail_user[0] != '\0' &&
+		    (pw = getpwnam(env->conf.mail_user)) != NULL) {
+			uid = pw->pw_uid;
+			gid = pw->pw_gid;
+		}
+		if (uid != (uint32_t)-1 && child_setids(uid, gid == (uint32_t)-1 ? uid : gid) < 0) {
+			log_warn("session=%s ip=%s event=setuid_failed user=%s", s->session, s->ip,
+			         s->user);
+			client_reply(s->bev, "-ERR [SYS/PERM] Internal error");
+			close_after_flush(s);
+			return;
+		}
+	}
+
+	s->lockfd = maildir_lock(s->maildir);
+	if (s->lockfd == -2) {
+		log_info("session=%s ip=%s event=login_failed user=%s reason=in_use", s->session,
+		         s->ip, s->user);
+		client_reply(s->bev, "-ERR [IN-USE] Mailbox is in use by another POP3 session");
+		close_after_flush(s);
+		return;
+	}
+	r = s->lockfd < 0 ? MAILDIR_ERR_PERM : maildir_scan(s->maildir, &s->snap, &error);
+	if (r == MAILDIR_OK && s->snap.count > 0 && (s->deleted = calloc(s->snap.count, 1)) == NULL)
+		r = MAILDIR_ERR_TEMP;
+	if (r == MAILDIR_OK && s->snap.count == 0 && (s->deleted = calloc(1, 1)) == NULL)
+		r = MAILDIR_ERR_TEMP;
+	if (r != MAILDIR_OK) {
+		log_warnx("session=%s ip=%s event=login_failed user=%s reason=maildir "
+		          "maildir=%s error=\"%s\"",
+		          s->session, s->ip, s->user, s->maildir,
+		          error ? error
+		                : (s->lockfd < 0 ? "cannot create lock file" : "out of memory"));
+		client_reply(s->bev, r == MAILDIR_ERR_TEMP
+		                         ? "-ERR [SYS/TEMP] Mailbox temporarily unavailable"
+		                         : "-ERR [SYS/PERM] Mailbox unavailable, contact the "
+		                           "administrator");
+		close_after_flush(s);
+		return;
+	}
+	s->logged_in = true;
+	log_info("session=%s ip=%s event=login user=%s method=PASS tls=%s messages=%zu "
+	         "bytes=%" PRIu64,
+	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
+	         s->snap.total_size);
+	client_reply(s->bev, "+OK Logged in, %zu messages (%" PRIu64 " octets)", s->snap.count,
+	             s->snap.total_size);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	process_input(s);
+}
+
+static void master_cb(evutil_socket_t fd, short what, void *arg)
+{
+	for (int i = 0; i < 64; i++) {
+		int r = ipc_recv(fd, &msgbuf);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (r <= 0)
+			exit(0); /* the master is gone; no UPDATE for anyone */
+		switch (msgbuf.type) {
+		case MSG_SESSION:
+			new_session(&msgbuf);
+			break;
+		case MSG_SHUTDOWN:
+			draining = true;
+			maybe_exit();
+			break;
+		default:
+			log_warnx("event=bad_message from=master type=%u", msgbuf.type);
+		}
+		if (msgbuf.fd >= 0) {
+			close(msgbuf.fd);
+			msgbuf.fd = -1;
+		}
+	}
+}
+
+static void term_cb(evutil_socket_t sig, short what, void *arg)
+{
+	/* Sessions end without UPDATE (RFC 1939 §6): nothing is deleted. */
+	exit(0);
+}
+
+void mail_main(struct child_env *e)
+{
+	struct event *ev;
+
+	env = e;
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	if (env->conf.isolation == ISOLATION_SHARED)
+		child_drop_privileges(env->conf.mail_user, "mail_user", "");
+	base = event_base_new();
+	if (base == NULL)
+		fatal("event_base_new");
+	master_q = ipc_queue_new(base, CHILD_CHANNEL_FD);
+	ev = event_new(base, CHILD_CHANNEL_FD, EV_READ | EV_PERSIST, master_cb, NULL);
+	if (master_q == NULL || ev == NULL || event_add(ev, NULL) < 0)
+		fatal("event_new");
+	ev = evsignal_new(base, SIGTERM, term_cb, NULL);
+	if (ev == NULL || event_add(ev, NULL) < 0)
+		fatal("event_new");
+	event_base_dispatch(base);
+	fatalx("event loop ended");
+}

@@ -1,0 +1,52 @@
+/* The typed messages between gannetd's processes (see docs/architecture.md for the flow). */
+#ifndef GANNETD_PROTO_H
+#define GANNETD_PROTO_H
+
+/* Every channel starts with MSG_HELLO from the master; IPC_VERSION (lib/ipc.h) is checked there.
+ * Fields are listed in the order they are put; "+fd" means a descriptor travels with it. */
+enum msg_type {
+	/* master -> child: u32 version, u32 kind, u32 generation, u32 foreground, data config */
+	MSG_HELLO = 1,
+	/* master -> child: stop taking work, finish what is open, then exit */
+	MSG_SHUTDOWN,
+	/* master -> login, +fd client socket: u64 conn_id, u32 implicit_tls, str session_id */
+	MSG_CONN,
+	/* login|mail -> master: u64 conn_id: this connection is over (counted once) */
+	MSG_CONN_DONE,
+	/* master -> auth and master -> login, +fd: u32 login_id; the two ends of one channel
+	 * between that login process and the auth process */
+	MSG_AUTH_CLIENT,
+	/* login -> auth: u32 req_id, str user, data password, str ip, str session_id */
+	MSG_AUTH_REQ,
+	/* auth -> login: u32 req_id, u32 result (enum auth_result), data token */
+	MSG_AUTH_RES,
+	/* login -> master, +fd: u64 conn_id, data token, str session_id, str ip, str tls,
+	 * data pipelined input */
+	MSG_HANDOVER,
+	/* master -> auth: u32 master_req, u32 login_id, data token */
+	MSG_REDEEM,
+	/* auth -> master: u32 master_req, u32 ok, str user, u32 uid, u32 gid, str maildir */
+	MSG_REDEEM_RES,
+	/* master -> mail, +fd: u64 conn_id, str session_id, str ip, str tls, str user, u32 uid,
+	 * u32 gid, str maildir, data pipelined input */
+	MSG_SESSION,
+};
+
+enum proc_kind { PROC_MASTER, PROC_LOGIN, PROC_AUTH, PROC_MAIL };
+
+enum auth_result {
+	AUTH_OK = 0,
+	AUTH_FAIL = 1,     /* wrong password or unknown user: the same answer for both */
+	AUTH_TEMPFAIL = 2, /* user database unreadable or broken: [SYS/TEMP] */
+};
+
+/* An auth token proves to the master that the auth process accepted this login. */
+#define AUTH_TOKEN_LEN 16
+
+/* Seconds a token stays redeemable; the login hands over at once, so this only bounds memory. */
+#define AUTH_TOKEN_TTL 60
+
+/* The channel to the master is always this descriptor in a child. */
+#define CHILD_CHANNEL_FD 3
+
+#endif
