@@ -34,15 +34,20 @@ LIBS_ALL = $(PKG_LIBS) -lpthread
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 GANNETD_SRCS := $(sort $(wildcard gannetd/*.c))
 GANNETCTL_SRCS := $(sort $(wildcard gannetctl/*.c))
+GANNET_SRCS := $(sort $(wildcard gannet/*.c))
+BENCH_SRCS := $(sort $(wildcard bench/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 GANNETD_OBJS := $(GANNETD_SRCS:%.c=$(BUILD)/obj/%.o)
 GANNETCTL_OBJS := $(GANNETCTL_SRCS:%.c=$(BUILD)/obj/%.o)
+GANNET_OBJS := $(GANNET_SRCS:%.c=$(BUILD)/obj/%.o)
+BENCH_OBJS := $(BENCH_SRCS:%.c=$(BUILD)/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-PROGRAMS := $(BUILD)/gannetd $(BUILD)/gannetctl
+PROGRAMS := $(BUILD)/gannetd $(BUILD)/gannetctl $(if $(GANNET_SRCS),$(BUILD)/gannet) \
+	    $(if $(BENCH_SRCS),$(BUILD)/gannet-bench)
 
 .PHONY: all run test test-unit test-integration test-asan fuzz fuzz-smoke bench deps clean format
 all: $(PROGRAMS)
@@ -59,6 +64,14 @@ $(BUILD)/gannetd: $(GANNETD_OBJS) $(BUILD)/libgannet.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
 $(BUILD)/gannetctl: $(GANNETCTL_OBJS) $(BUILD)/libgannet.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+$(BUILD)/gannet: $(GANNET_OBJS) $(BUILD)/libgannet.a
+	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
+
+# The benchmark load generator (bench/): one program, modes sessions/retr/bigbox/idle, plus the
+# corpus generator; it links the shared library for TLS and the POP3 codec.
+$(BUILD)/gannet-bench: $(BENCH_OBJS) $(BUILD)/libgannet.a
 	$(CC) $(LDFLAGS_ALL) -o $@ $^ $(LIBS_ALL)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libgannet.a
