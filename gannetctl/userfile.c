@@ -10,61 +10,44 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "gannetctl.h"
 #include "gannet_limits.h"
 
-/* Until gannetctl uses lib/conf, the config file is read for two settings only: the first line
- * matching ^\s*KEY\s*=\s*(\S+). */
+/* Read one path setting ("userdb" or "mail_location") from the gannetd configuration, parsed
+ * by the same code as gannetd, so a file gannetd rejects is rejected here too. Returns 1 when the
+ * value is set, 0 when empty, -1 on error (reported). */
 int conf_value(const char *conf, const char *key, char *out, size_t size)
 {
-	char line[CONF_LINE_MAX + 2];
-	FILE *fp = fopen(conf, "re");
-	size_t klen = strlen(key);
-	int ret = 0;
+	struct conf *c = calloc(1, sizeof(*c));
+	char msg[1024];
+	const char *v;
+	size_t len;
+	char *text;
+	int ret = -1;
 
-	if (fp == NULL) {
-		warn("%s (give the user file with -f)", conf);
-		return -1;
+	if (c == NULL)
+		err(1, "calloc");
+	text = conf_read_file(conf, &len, msg, sizeof(msg));
+	if (text == NULL || conf_parse(conf, text, len, c, msg, sizeof(msg)) < 0) {
+		warnx("%s%s", msg, text == NULL ? " (give the user file with -f)" : "");
+		goto out;
 	}
-	while (fgets(line, sizeof(line), fp) != NULL) {
-		const char *p = line;
-		size_t n;
-
-		if (strchr(line, '\n') == NULL && !feof(fp)) {
-			int c;
-
-			/* An over-long line cannot be ours; skip the rest of it. */
-			while ((c = getc(fp)) != EOF && c != '\n')
-				;
-			continue;
-		}
-		p += strspn(p, " \t\r\n\v\f");
-		if (strncmp(p, key, klen) != 0)
-			continue;
-		p += klen;
-		p += strspn(p, " \t\r\n\v\f");
-		if (*p != '=')
-			continue;
-		p++;
-		p += strspn(p, " \t\r\n\v\f");
-		n = strcspn(p, " \t\r\n\v\f");
-		if (n == 0)
-			continue;
-		if (n >= size) {
-			warnx("%s: %s value too long", conf, key);
-			ret = -1;
-			break;
-		}
-		memcpy(out, p, n);
-		out[n] = '\0';
-		ret = 1;
-		break;
+	if (strcmp(key, "userdb") == 0)
+		v = c->userdb;
+	else if (strcmp(key, "mail_location") == 0)
+		v = c->mail_location;
+	else
+		errx(1, "conf_value: unknown key %s", key);
+	if (strlen(v) >= size) {
+		warnx("%s: %s value too long", conf, key);
+		goto out;
 	}
-	if (ferror(fp)) {
-		warn("%s", conf);
-		ret = -1;
-	}
-	fclose(fp);
+	memcpy(out, v, strlen(v) + 1);
+	ret = v[0] != '\0';
+out:
+	free(text);
+	free(c);
 	return ret;
 }
 
