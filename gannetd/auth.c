@@ -48,7 +48,7 @@ struct request {
 	enum auth_result result;
 	struct userdb_entry entry;
 	char maildir[GANNET_PATH_MAX];
-	const char *reason;
+	char reason[256]; /* for the log only: may quote file paths */
 	struct request *next;
 };
 
@@ -78,6 +78,11 @@ static size_t todo_len, in_flight;
 static int done_efd;
 static struct ipc_msg msgbuf;
 
+static void set_reason(struct request *r, const char *why)
+{
+	log_sanitize(r->reason, sizeof(r->reason), why, strlen(why));
+}
+
 static void verify(struct request *r)
 {
 	const char *error = NULL;
@@ -85,7 +90,7 @@ static void verify(struct request *r)
 
 	if (found < 0) {
 		r->result = AUTH_TEMPFAIL;
-		r->reason = error;
+		set_reason(r, error);
 		pwhash_dummy_verify(r->password, r->pwlen);
 		return;
 	}
@@ -93,7 +98,7 @@ static void verify(struct request *r)
 		/* The same work as a real check, so timing does not tell which users exist. */
 		pwhash_dummy_verify(r->password, r->pwlen);
 		r->result = AUTH_FAIL;
-		r->reason = "unknown_user";
+		set_reason(r, "unknown_user");
 		return;
 	}
 	switch (pwhash_verify(r->password, r->pwlen, r->entry.pwhash, &error)) {
@@ -101,11 +106,11 @@ static void verify(struct request *r)
 		break;
 	case 0:
 		r->result = AUTH_FAIL;
-		r->reason = "wrong_password";
+		set_reason(r, "wrong_password");
 		return;
 	default:
 		r->result = AUTH_FAIL;
-		r->reason = "unusable_hash";
+		set_reason(r, "unusable_hash");
 		log_warnx("session=%s ip=%s event=bad_hash user=%s reason=\"%s\"", r->session,
 		          r->ip, r->user, error);
 		return;
@@ -113,7 +118,7 @@ static void verify(struct request *r)
 	if (userdb_mail_path(r->entry.mail[0] ? r->entry.mail : env->conf.mail_location, &r->entry,
 	                     r->maildir, sizeof(r->maildir), &error) < 0) {
 		r->result = AUTH_TEMPFAIL;
-		r->reason = error;
+		set_reason(r, error);
 		return;
 	}
 	r->result = AUTH_OK;
@@ -182,11 +187,11 @@ static void reply(struct request *r)
 		return;
 	if (result == AUTH_OK && (t = issue_token(r)) == NULL) {
 		result = AUTH_TEMPFAIL;
-		r->reason = "token_table_full";
+		set_reason(r, "token_table_full");
 	}
 	if (result != AUTH_OK)
-		log_info("session=%s ip=%s event=auth_failed user=%s reason=%s", r->session, r->ip,
-		         r->user, r->reason);
+		log_info("session=%s ip=%s event=auth_failed user=%s reason=\"%s\"", r->session,
+		         r->ip, r->user, r->reason);
 	ipc_msg_init(&msgbuf, MSG_AUTH_RES);
 	ipc_put_u32(&msgbuf, r->req_id);
 	ipc_put_u32(&msgbuf, result);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "ipc.h"
@@ -59,6 +60,12 @@ void child_init(enum proc_kind kind, struct child_env *env)
 		fatalx("configuration from the master does not parse: %s", err);
 	free(copy);
 	free(m);
+	{
+		char name[16];
+		static const char *const kinds[] = {"master", "login", "auth", "mail"};
+		snprintf(name, sizeof(name), "gannetd-%s", kinds[kind]);
+		prctl(PR_SET_NAME, name, 0, 0, 0);
+	}
 	env->generation = gen;
 	env->foreground = fg != 0;
 	log_set_level((enum log_level)env->conf.log_level);

@@ -222,6 +222,8 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
 
+	if (cmd->argc != 0)
+		return client_reply(c->bev, "-ERR QUIT takes no arguments"), CMD_ERR;
 	client_reply(c->bev, "+OK Bye");
 	return CMD_CLOSE;
 }

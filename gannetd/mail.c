@@ -20,6 +20,10 @@
 #include "maildir.h"
 #include "strnum.h"
 
+/* How long a login waits for a maildrop lock that is about to be released: 20 x 50 ms. */
+#define LOCK_RETRIES  20
+#define LOCK_RETRY_MS 50
+
 /* Bytes of pipelined input buffered per session before we stop reading the socket. */
 #define MAIL_INPUT_MAX (16 * 1024)
 /* LIST and UIDL listings are generated in slices of this size as the socket drains. */
@@ -51,7 +55,9 @@ struct msess {
 	size_t listing_pos;
 	bool closing;
 	bool logged_in; /* lock taken and snapshot read */
-	bool quit;      /* QUIT received: UPDATE ran */
+	unsigned lock_tries;
+	struct event *retry_ev;
+	bool quit; /* QUIT received: UPDATE ran */
 	size_t retrieved;
 	uint64_t retrieved_bytes;
 	struct msess *prev, *next;
@@ -69,6 +75,7 @@ static char encbuf[2 * RETR_CHUNK + 3];
 
 static void process_input(struct msess *s);
 static void pump(struct msess *s);
+static void open_maildrop(evutil_socket_t fd, short what, void *arg);
 
 static void exit_check_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -106,6 +113,8 @@ static void sess_free(struct msess *s, const char *reason)
 		maildir_unlock(s->lockfd);
 	if (s->retr_fd >= 0)
 		close(s->retr_fd);
+	if (s->retry_ev != NULL)
+		event_free(s->retry_ev);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->fd >= 0)
@@ -136,25 +145,27 @@ static void close_after_flush(struct msess *s)
 		sess_free(s, "closed");
 }
 
-/* Parse a message-number argument: -1 with the reply sent when it is not a live message. */
+/* Parse a message-number argument. Returns 0 with *IDX_R set; otherwise the reply is sent and
+ * the result says whether it counts as a bad command: malformed numbers do, a well-formed number
+ * naming a message that does not exist or is deleted does not (a client may simply be behind). */
 static int msg_arg(struct msess *s, const char *arg, size_t len, size_t *idx_r)
 {
 	uint64_t n;
 
-	if (strnum_u64(arg, len, 1, UINT64_MAX, &n) < 0) {
+	if (strnum_u64(arg, len, 0, UINT64_MAX, &n) < 0) {
 		client_reply(s->bev, "-ERR Invalid message number");
-		return -1;
+		return CMD_ERR;
 	}
-	if (n > s->snap.count) {
+	if (n == 0 || n > s->snap.count) {
 		client_reply(s->bev, "-ERR No such message");
-		return -1;
+		return CMD_OK;
 	}
 	if (s->deleted[n - 1]) {
 		client_reply(s->bev, "-ERR Message %" PRIu64 " is deleted", n);
-		return -1;
+		return CMD_OK;
 	}
 	*idx_r = (size_t)(n - 1);
-	return 0;
+	return -1;
 }
 
 static bool args_ok(struct msess *s, struct pop3_cmd *cmd, int min, int max, const char *usage)
@@ -180,12 +191,13 @@ static int cmd_stat(void *arg, struct pop3_cmd *cmd)
 static int listing(struct msess *s, struct pop3_cmd *cmd, int kind, const char *usage)
 {
 	size_t i;
+	int r;
 
 	if (!args_ok(s, cmd, 0, 1, usage))
 		return CMD_ERR;
 	if (cmd->argc == 1) {
-		if (msg_arg(s, cmd->argv[0], cmd->argl[0], &i) < 0)
-			return CMD_ERR;
+		if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &i)) >= 0)
+			return r;
 		if (kind == LISTING_LIST)
 			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1, s->snap.msgs[i].size);
 		else
@@ -247,9 +259,12 @@ static int cmd_retr(void *arg, struct pop3_cmd *cmd)
 	struct msess *s = arg;
 	size_t idx;
 
-	if (!args_ok(s, cmd, 1, 1, "RETR message") ||
-	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+	int r;
+
+	if (!args_ok(s, cmd, 1, 1, "RETR message"))
 		return CMD_ERR;
+	if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &idx)) >= 0)
+		return r;
 	return start_retr(s, idx, false, 0);
 }
 
@@ -259,9 +274,12 @@ static int cmd_top(void *arg, struct pop3_cmd *cmd)
 	uint64_t lines;
 	size_t idx;
 
-	if (!args_ok(s, cmd, 2, 2, "TOP message lines") ||
-	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+	int r;
+
+	if (!args_ok(s, cmd, 2, 2, "TOP message lines"))
 		return CMD_ERR;
+	if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &idx)) >= 0)
+		return r;
 	if (strnum_u64(cmd->argv[1], cmd->argl[1], 0, UINT64_MAX - 1, &lines) < 0) {
 		client_reply(s->bev, "-ERR Invalid number of lines");
 		return CMD_ERR;
@@ -274,9 +292,12 @@ static int cmd_dele(void *arg, struct pop3_cmd *cmd)
 	struct msess *s = arg;
 	size_t idx;
 
-	if (!args_ok(s, cmd, 1, 1, "DELE message") ||
-	    msg_arg(s, cmd->argv[0], cmd->argl[0], &idx) < 0)
+	int r;
+
+	if (!args_ok(s, cmd, 1, 1, "DELE message"))
 		return CMD_ERR;
+	if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &idx)) >= 0)
+		return r;
 	s->deleted[idx] = 1;
 	s->n_deleted++;
 	s->deleted_bytes += s->snap.msgs[idx].size;
@@ -327,6 +348,8 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	struct msess *s = arg;
 	size_t failed = 0;
 
+	if (!args_ok(s, cmd, 0, 0, "QUIT"))
+		return CMD_ERR;
 	for (size_t i = 0; i < s->snap.count; i++) {
 		if (!s->deleted[i])
 			continue;
@@ -532,8 +555,6 @@ static void new_session(struct ipc_msg *m)
 	uint32_t uid, gid;
 	const void *input;
 	size_t inlen;
-	const char *error = NULL;
-	int r;
 
 	if (s == NULL)
 		fatal("calloc");
@@ -594,7 +615,27 @@ static void new_session(struct ipc_msg *m)
 		}
 	}
 
+	open_maildrop(-1, 0, s);
+}
+
+/* Lock and snapshot the maildrop, then answer the PASS. A session the same client just dropped
+ * may still hold the lock for a moment (its EOF not yet processed): retry briefly before
+ * answering [IN-USE]. */
+static void open_maildrop(evutil_socket_t fd, short what, void *arg)
+{
+	struct msess *s = arg;
+	const char *error = NULL;
+	int r;
+
 	s->lockfd = maildir_lock(s->maildir);
+	if (s->lockfd == -2 && s->lock_tries++ < LOCK_RETRIES) {
+		struct timeval tv = {0, LOCK_RETRY_MS * 1000};
+
+		if (s->retry_ev == NULL)
+			s->retry_ev = evtimer_new(base, open_maildrop, s);
+		if (s->retry_ev != NULL && evtimer_add(s->retry_ev, &tv) == 0)
+			return;
+	}
 	if (s->lockfd == -2) {
 		log_info("session=%s ip=%s event=login_failed user=%s reason=in_use", s->session,
 		         s->ip, s->user);

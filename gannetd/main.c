@@ -14,11 +14,12 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: gannetd [-d] [-n] [-c config]\n"
-	                "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
-	                "  -d       stay in the foreground and log to stderr\n"
-	                "  -n       check the configuration and exit\n"
-	                "  -N       print every setting with its default\n");
+	fprintf(stderr,
+	        "usage: gannetd [-d] [-n] [-N] [-c config]\n"
+	        "  -c FILE  configuration file (default " DEFAULT_CONFIG ")\n"
+	        "  -d       stay in the foreground and log to stderr (else detach, log to syslog)\n"
+	        "  -n       check the configuration and exit\n"
+	        "  -N       print every setting with its default\n");
 	exit(2);
 }
 

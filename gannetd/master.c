@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
@@ -154,7 +155,11 @@ static struct proc *spawn(enum proc_kind kind, struct generation *g)
 		return NULL;
 	}
 	if (pid == 0) {
-		char *argv[5] = {"gannetd", "-X", (char *)kind_name(kind), NULL, NULL};
+		char name[32];
+		char *argv[5] = {name, "-X", (char *)kind_name(kind), NULL, NULL};
+
+		/* A name of its own, so that "pidof gannetd" finds only the master. */
+		snprintf(name, sizeof(name), "gannetd-%s", kind_name(kind));
 		if (foreground)
 			argv[3] = "-d";
 		if (dup2(sv[1], CHILD_CHANNEL_FD) < 0)
@@ -215,6 +220,29 @@ static struct proc *least_loaded(enum proc_kind kind, struct generation *g)
 	return best;
 }
 
+/* Per-connection mode keeps a few fresh, never-used processes ready (login_processes and
+ * mail_processes of them), so a connection does not wait for a fork and exec: each still serves
+ * exactly one session. */
+static struct proc *take_fresh(enum proc_kind kind)
+{
+	size_t spares = 0;
+	long want = kind == PROC_LOGIN ? cur->conf.login_processes : cur->conf.mail_processes;
+	struct proc *p = least_loaded(kind, cur);
+
+	if (p == NULL || p->conns > 0)
+		p = spawn(kind, cur);
+	if (p == NULL)
+		return NULL;
+	p->draining = true; /* one session, then it exits */
+	for (struct proc *q = procs; q != NULL; q = q->next)
+		if (q->kind == kind && q->gen == cur && !q->draining && q->pid > 0)
+			spares++;
+	while ((long)spares++ < want)
+		if (spawn(kind, cur) == NULL)
+			break;
+	return p;
+}
+
 static void refuse(int fd, bool implicit_tls, const char *why)
 {
 	static const char busy[] = "-ERR [SYS/TEMP] Server busy, try again later\r\n";
@@ -250,7 +278,7 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (cur->conf.isolation == ISOLATION_PER_CONNECTION)
-			login = spawn(PROC_LOGIN, cur);
+			login = take_fresh(PROC_LOGIN);
 		else
 			login = least_loaded(PROC_LOGIN, cur);
 		if (login == NULL) {
@@ -266,8 +294,6 @@ static void accept_cb(evutil_socket_t lfd, short what, void *arg)
 		close(fd);
 		login->conns++;
 		total_conns++;
-		if (cur->conf.isolation == ISOLATION_PER_CONNECTION)
-			login->draining = true; /* one connection, then it exits */
 	}
 }
 
@@ -369,13 +395,12 @@ static struct generation *new_generation(struct conf *conf, char *text, size_t l
 
 static void start_generation(struct generation *g)
 {
+	/* In per-connection mode these are the fresh spares, each used for one session. */
 	spawn(PROC_AUTH, g);
-	if (g->conf.isolation == ISOLATION_SHARED) {
-		for (long i = 0; i < g->conf.login_processes; i++)
-			spawn(PROC_LOGIN, g);
-		for (long i = 0; i < g->conf.mail_processes; i++)
-			spawn(PROC_MAIL, g);
-	}
+	for (long i = 0; i < g->conf.login_processes; i++)
+		spawn(PROC_LOGIN, g);
+	for (long i = 0; i < g->conf.mail_processes; i++)
+		spawn(PROC_MAIL, g);
 }
 
 static void drain_proc(struct proc *p)
@@ -492,7 +517,7 @@ static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 		return;
 	}
 	if (cur->conf.isolation == ISOLATION_PER_CONNECTION)
-		mail = spawn(PROC_MAIL, cur);
+		mail = take_fresh(PROC_MAIL);
 	else
 		mail = least_loaded(PROC_MAIL, cur);
 	if (mail == NULL) {
@@ -513,8 +538,6 @@ static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 	close(pd->fd);
 	pd->used = false;
 	mail->conns++;
-	if (cur->conf.isolation == ISOLATION_PER_CONNECTION)
-		mail->draining = true;
 }
 
 static void handle_msg(struct proc *p, struct ipc_msg *m)
@@ -555,6 +578,8 @@ static void proc_read_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct proc *p = arg;
 
+	/* Bounded per wake-up so one chatty child cannot starve the others; the channel stays
+	 * readable, so the loop comes back for the rest. */
 	for (int i = 0; i < 64; i++) {
 		int r = ipc_recv(fd, &msgbuf);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
@@ -580,6 +605,8 @@ static void respawn_cb(evutil_socket_t fd, short what, void *arg)
 	free(dead);
 }
 
+static char pidfile[GANNET_PATH_MAX + 16];
+
 static void maybe_exit(void)
 {
 	if (!stopping)
@@ -587,8 +614,29 @@ static void maybe_exit(void)
 	for (struct proc *p = procs; p != NULL; p = p->next)
 		if (p->pid > 0)
 			return;
+	if (pidfile[0] != '\0')
+		unlink(pidfile);
 	log_info("event=stopped");
 	exit(0);
+}
+
+/* STATE_DIR/gannetd.pid names the master, for "kill -HUP $(cat /run/gannetd/gannetd.pid)". */
+static void write_pidfile(const char *state_dir)
+{
+	char tmp[sizeof(pidfile) + 8];
+	FILE *f;
+
+	if (mkdir(state_dir, 0755) < 0 && errno != EEXIST) {
+		log_warn("state_dir %s", state_dir);
+		return;
+	}
+	snprintf(pidfile, sizeof(pidfile), "%s/gannetd.pid", state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", pidfile);
+	if ((f = fopen(tmp, "we")) == NULL || fprintf(f, "%d\n", (int)getpid()) < 0 ||
+	    fclose(f) != 0 || rename(tmp, pidfile) < 0) {
+		log_warn("cannot write %s", pidfile);
+		pidfile[0] = '\0';
+	}
 }
 
 static void reap(void)
@@ -604,6 +652,10 @@ static void reap(void)
 		if ((p = *pp) == NULL)
 			continue;
 		*pp = p->next;
+		/* A child's last messages (a handover, a CONN_DONE) may still sit in the channel
+		 * when SIGCHLD is handled first: read them before the channel goes. */
+		for (int k = 0; k < 16; k++)
+			proc_read_cb(p->chan, EV_READ, p);
 		if (WIFSIGNALED(status) ||
 		    (WIFEXITED(status) && WEXITSTATUS(status) != 0 && !p->draining))
 			log_warnx("event=child_died proc=%s pid=%d status=%d signal=%d",
@@ -762,6 +814,10 @@ void master_main(const char *file, struct conf *conf, char *text, size_t len, bo
 	}
 	if (open_listeners(conf, err, sizeof(err)) < 0)
 		fatalx("%s", err);
+	/* Without -d, detach like a classic daemon; systemd runs us with -d (Type=notify). */
+	if (!foreground && daemon(0, 0) < 0)
+		fatal("daemon");
+	write_pidfile(conf->state_dir);
 	if (geteuid() == 0) {
 		if (conf->login_user[0] == '\0')
 			log_warnx("running the login processes as root: set login_user");
