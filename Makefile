@@ -102,11 +102,12 @@ $(FUZZ_BUILD)/%: tests/fuzz/%.c $(LIB_SRCS)
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
 FUZZ_SECONDS ?= 5
 fuzz-smoke: $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do echo "== $$f ($(FUZZ_SECONDS)s)"; \
-	  mkdir -p $(FUZZ_BUILD)/corpus/$$(basename $$f); \
-	  seeds=tests/fuzz/seeds/$$(basename $$f); [ -d $$seeds ] || seeds=; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(FUZZ_BUILD)/corpus/$$(basename $$f) \
-	    $$seeds 2>&1 | tail -n 2; done
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); echo "== $$f ($(FUZZ_SECONDS)s)"; \
+	  mkdir -p $(FUZZ_BUILD)/corpus/$$n; \
+	  seeds=tests/fuzz/seeds/$$n; [ -d $$seeds ] || seeds=; \
+	  if ! $$f -max_total_time=$(FUZZ_SECONDS) -max_len=4096 $(FUZZ_BUILD)/corpus/$$n $$seeds \
+	      >$(FUZZ_BUILD)/$$n.log 2>&1; then tail -n 40 $(FUZZ_BUILD)/$$n.log; exit 1; fi; \
+	  tail -n 1 $(FUZZ_BUILD)/$$n.log; done
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
 
