@@ -125,13 +125,25 @@ static void conn_free(struct lconn *c, const char *reason, bool report)
 	maybe_exit();
 }
 
-/* The session ends once what is queued has gone out. */
+static void deferred_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct lconn *c = arg;
+	conn_free(c, "closed", c->pair == NULL);
+}
+
+/* The session ends once what is queued has gone out. Never frees C before returning: callers
+ * up the stack (the command loop) may still look at it. */
 static void close_after_flush(struct lconn *c)
 {
 	set_state(c, LS_CLOSING);
 	bufferevent_disable(c->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-		conn_free(c, "closed", c->pair == NULL);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+		if (event_base_once(base, -1, EV_TIMEOUT, deferred_free_cb, c,
+		                    &(struct timeval){0, 0}) < 0)
+			fatal("event_base_once");
+	}
 }
 
 static bool plaintext_allowed(const struct lconn *c)
