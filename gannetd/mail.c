@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -109,8 +110,12 @@ static void sess_free(struct msess *s, const char *reason)
 		         s->snap.count - (strcmp(reason, "quit") == 0 ? s->n_deleted : 0),
 		         s->snap.total_size - (strcmp(reason, "quit") == 0 ? s->deleted_bytes : 0));
 	}
-	if (s->lockfd >= 0)
+	if (s->lockfd >= 0) {
+		/* Seen renames and retrieval times for the next login (still under the lock). */
+		if (s->logged_in)
+			maildir_snapshot_save(s->maildir, &s->snap);
 		maildir_unlock(s->lockfd);
+	}
 	if (s->retr_fd >= 0)
 		close(s->retr_fd);
 	if (s->retry_ev != NULL)
@@ -137,12 +142,24 @@ static void sess_free(struct msess *s, const char *reason)
 	maybe_exit();
 }
 
+static void deferred_free_cb(evutil_socket_t fd, short what, void *arg)
+{
+	sess_free(arg, "closed");
+}
+
+/* Close once the output is flushed. Never frees S before returning: the command loop and the
+ * RETR pump may still look at it. */
 static void close_after_flush(struct msess *s)
 {
 	s->closing = true;
 	bufferevent_disable(s->bev, EV_READ);
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-		sess_free(s, "closed");
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0) {
+		bufferevent_setcb(s->bev, NULL, NULL, NULL, NULL);
+		bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+		if (event_base_once(base, -1, EV_TIMEOUT, deferred_free_cb, s,
+		                    &(struct timeval){0, 0}) < 0)
+			fatal("event_base_once");
+	}
 }
 
 /* Parse a message-number argument. Returns 0 with *IDX_R set; otherwise the reply is sent and
@@ -198,10 +215,14 @@ static int listing(struct msess *s, struct pop3_cmd *cmd, int kind, const char *
 	if (cmd->argc == 1) {
 		if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &i)) >= 0)
 			return r;
-		if (kind == LISTING_LIST)
-			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1, s->snap.msgs[i].size);
-		else
-			client_reply(s->bev, "+OK %zu %s", i + 1, s->snap.msgs[i].uidl);
+		if (kind == LISTING_LIST) {
+			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1,
+			             maildir_msg_size(&s->snap, i));
+		} else {
+			size_t len;
+			const char *u = maildir_msg_uidl(&s->snap, i, &len);
+			client_reply(s->bev, "+OK %zu %.*s", i + 1, (int)len, u);
+		}
 		return CMD_OK;
 	}
 	if (kind == LISTING_LIST)
@@ -228,7 +249,7 @@ static int cmd_uidl(void *arg, struct pop3_cmd *cmd)
 
 static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
 {
-	int fd = maildir_open_msg(s->maildir, &s->snap.msgs[idx]);
+	int fd = maildir_open_msg(s->maildir, &s->snap, idx);
 
 	if (fd < 0) {
 		/* Removed from outside since login (S-142): the session and numbering carry on. */
@@ -244,7 +265,7 @@ static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
 	if (top)
 		client_reply(s->bev, "+OK Top of message follows");
 	else
-		client_reply(s->bev, "+OK %" PRIu64 " octets", s->snap.msgs[idx].size);
+		client_reply(s->bev, "+OK %" PRIu64 " octets", maildir_msg_size(&s->snap, idx));
 	s->retr_fd = fd;
 	s->retr_idx = idx;
 	s->retr_is_top = top;
@@ -300,7 +321,7 @@ static int cmd_dele(void *arg, struct pop3_cmd *cmd)
 		return r;
 	s->deleted[idx] = 1;
 	s->n_deleted++;
-	s->deleted_bytes += s->snap.msgs[idx].size;
+	s->deleted_bytes += maildir_msg_size(&s->snap, idx);
 	client_reply(s->bev, "+OK Message %zu deleted", idx + 1);
 	return CMD_OK;
 }
@@ -351,16 +372,20 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	if (!args_ok(s, cmd, 0, 0, "QUIT"))
 		return CMD_ERR;
 	for (size_t i = 0; i < s->snap.count; i++) {
+		char name[MAILDIR_NAME_BUF];
+
 		if (!s->deleted[i])
 			continue;
-		if (maildir_unlink_msg(s->maildir, &s->snap.msgs[i]) < 0) {
+		if (maildir_unlink_msg(s->maildir, &s->snap, i) < 0) {
 			log_warn("session=%s ip=%s event=delete_failed user=%s file=%s", s->session,
-			         s->ip, s->user, s->snap.msgs[i].name);
+			         s->ip, s->user, maildir_msg_name(&s->snap, i, name));
 			failed++;
 		}
 	}
 	s->n_deleted -= failed;
 	s->quit = true;
+	/* The index drops the removed messages; written before the lock goes. */
+	maildir_snapshot_save(s->maildir, &s->snap);
 	/* Unlock before answering, so a client that reconnects at once is not told [IN-USE]. */
 	maildir_unlock(s->lockfd);
 	s->lockfd = -1;
@@ -397,13 +422,16 @@ static void pump(struct msess *s)
 
 				if (s->deleted[i])
 					continue;
-				if (s->listing == LISTING_LIST)
+				if (s->listing == LISTING_LIST) {
 					w = snprintf(buf + n, sizeof(buf) - n,
 					             "%zu %" PRIu64 "\r\n", i + 1,
-					             s->snap.msgs[i].size);
-				else
-					w = snprintf(buf + n, sizeof(buf) - n, "%zu %s\r\n", i + 1,
-					             s->snap.msgs[i].uidl);
+					             maildir_msg_size(&s->snap, i));
+				} else {
+					size_t len;
+					const char *u = maildir_msg_uidl(&s->snap, i, &len);
+					w = snprintf(buf + n, sizeof(buf) - n, "%zu %.*s\r\n",
+					             i + 1, (int)len, u);
+				}
 				if (w > 0)
 					n += (size_t)w;
 			}
@@ -431,7 +459,8 @@ static void pump(struct msess *s)
 			evbuffer_add(out, encbuf,
 			             pop3_enc_feed(&s->enc, readbuf, (size_t)r, encbuf));
 		if (r == 0 || pop3_enc_done(&s->enc)) {
-			struct maildir_msg *m = &s->snap.msgs[s->retr_idx];
+			uint64_t listed = maildir_msg_size(&s->snap, s->retr_idx);
+			char name[MAILDIR_NAME_BUF];
 			size_t n = pop3_enc_finish(&s->enc, encbuf);
 
 			memcpy(encbuf + n, ".\r\n", 3);
@@ -440,17 +469,22 @@ static void pump(struct msess *s)
 			s->retr_fd = -1;
 			s->busy = false;
 			if (!s->retr_is_top) {
-				if (s->enc.size != m->size)
+				if (s->enc.size != listed)
 					log_warnx("session=%s ip=%s event=size_changed user=%s "
 					          "file=%s listed=%" PRIu64 " sent=%" PRIu64,
-					          s->session, s->ip, s->user, m->name, m->size,
-					          s->enc.size);
+					          s->session, s->ip, s->user,
+					          maildir_msg_name(&s->snap, s->retr_idx, name),
+					          listed, s->enc.size);
 				s->retrieved++;
 				s->retrieved_bytes += s->enc.size;
+				/* For EXPIRE, kept in the index. */
+				maildir_msg_set_retrieved(&s->snap, s->retr_idx, time(NULL));
 				/* Seen for IMAP on the same Maildir; the UIDL does not change. */
-				if (maildir_mark_seen(s->maildir, m) < 0 && errno != ENOENT)
+				if (maildir_mark_seen(s->maildir, &s->snap, s->retr_idx) < 0 &&
+				    errno != ENOENT)
 					log_warn("session=%s event=mark_seen_failed file=%s",
-					         s->session, m->name);
+					         s->session,
+					         maildir_msg_name(&s->snap, s->retr_idx, name));
 			}
 		}
 	}
@@ -643,7 +677,9 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		close_after_flush(s);
 		return;
 	}
-	r = s->lockfd < 0 ? MAILDIR_ERR_PERM : maildir_scan(s->maildir, &s->snap, &error);
+	r = s->lockfd < 0 ? MAILDIR_ERR_PERM
+	                  : maildir_scan(s->maildir, (enum uidl_source)env->conf.uidl_source,
+	                                 &s->snap, &error);
 	if (r == MAILDIR_OK && s->snap.count > 0 && (s->deleted = calloc(s->snap.count, 1)) == NULL)
 		r = MAILDIR_ERR_TEMP;
 	if (r == MAILDIR_OK && s->snap.count == 0 && (s->deleted = calloc(1, 1)) == NULL)

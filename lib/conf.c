@@ -29,6 +29,8 @@ struct conf_opt {
 static const char *const isolation_names[] = {"shared", "per-connection", NULL};
 static const char *const tls_version_names[] = {"TLSv1.2", "TLSv1.3", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
+/* Same order as enum uidl_source (lib/uidlsrc.h). */
+static const char *const uidl_source_names[] = {"gannet", "maildir", "dovecot", "x-uidl", NULL};
 
 #define OFF(f) offsetof(struct conf, f)
 #define SZ(f)  sizeof(((struct conf *)0)->f)
@@ -52,6 +54,8 @@ static const struct conf_opt opts[] = {
      "passwd-file user database (Dovecot format)"},
     {"mail_location", CT_STR, OFF(mail_location), SZ(mail_location), 0, 0, "%h/Maildir", NULL,
      "Maildir path template: %u user, %n local part, %d domain, %h home"},
+    {"uidl_source", CT_ENUM, OFF(uidl_source), 0, 0, 0, "gannet", uidl_source_names,
+     "where UIDLs come from: gannet, maildir (Courier/qmail), dovecot (dovecot-uidlist), x-uidl"},
     {"isolation", CT_ENUM, OFF(isolation), 0, 0, 0, "shared", isolation_names,
      "shared: a few processes serve many sessions; per-connection: fresh processes per session"},
     {"login_processes", CT_LONG, OFF(login_processes), 0, 1, WORKERS_MAX, "2", NULL,

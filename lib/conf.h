@@ -29,6 +29,7 @@ struct conf {
 	char tls_ciphersuites[256];
 	char userdb[GANNET_PATH_MAX];
 	char mail_location[GANNET_PATH_MAX];
+	int uidl_source; /* enum uidl_source */
 	enum conf_isolation isolation;
 	long login_processes;
 	long mail_processes;

@@ -1,4 +1,4 @@
-/* Maildir access: scan new/ and cur/ into a sorted snapshot, derive UIDLs, set Seen, lock. */
+/* Maildir access: scan new/ and cur/ against gannet.index into a compact snapshot; Seen; lock. */
 #include "maildir.h"
 
 #include <dirent.h>
@@ -13,17 +13,13 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
-
 #include "log.h"
-#include "pop3.h"
 
 /* Edge case 10: sizes and offsets must stay 64-bit on 32-bit hosts too. */
 _Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64");
-_Static_assert(MAILDROP_MESSAGES_MAX < SIZE_MAX / sizeof(struct maildir_msg), "message cap");
+_Static_assert(MAILDROP_MESSAGES_MAX < SIZE_MAX / sizeof(struct mindex_rec), "message cap");
 
-#define LOCK_NAME       "gannet.lock"
-#define UIDL_HASH_BYTES 20 /* 40 hex digits + "H" = 41 characters, well within 70 */
+#define LOCK_NAME "gannet.lock"
 
 /* Thread-local: sessions scanned by different threads never overwrite each other's message. */
 static _Thread_local char maildir_errbuf[GANNET_PATH_MAX + 512];
@@ -65,72 +61,14 @@ __attribute__((format(printf, 3, 4))) static int fail(int cls, const char **erro
 	return cls;
 }
 
-/* The ":2,FLAGS" info suffix, or NULL. Only a last ':' followed by "2," counts, so that a ':'
- * inside the unique part (edge case 30) and the ":2,S" that maildir_mark_seen() appends to such
- * a name leave the unique part, hence the UIDL, unchanged. */
-static const char *info_suffix(const char *name)
+static struct mindex_view view_of(struct maildir_snapshot *snap)
 {
-	const char *colon = strrchr(name, ':');
-
-	if (colon != NULL && colon[1] == '2' && colon[2] == ',')
-		return colon;
-	return NULL;
+	return (struct mindex_view){.rec = snap->msgs, .arena = &snap->arena};
 }
 
-/* Length of the unique part: before the info, then before the first ',' (",S=", ",W="). */
-static size_t unique_len(const char *name)
+static const char *sub_of(const struct mindex_rec *r)
 {
-	const char *info = info_suffix(name);
-	size_t len = info != NULL ? (size_t)(info - name) : strlen(name);
-	const char *comma = memchr(name, ',', len);
-
-	return comma != NULL ? (size_t)(comma - name) : len;
-}
-
-static int uidl_make(const char *name, char out[POP3_UIDL_MAX + 1])
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t len = unique_len(name);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	bool plain = len >= 1 && len <= POP3_UIDL_MAX;
-
-	for (size_t i = 0; plain && i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		if (c < 0x21 || c > 0x7e)
-			plain = false;
-	}
-	if (plain) {
-		memcpy(out, name, len);
-		out[len] = '\0';
-		return 0;
-	}
-	/* S-139: a stable hash of the unique part (never of the content: S-066, edge case 12). */
-	if (EVP_Digest(name, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < UIDL_HASH_BYTES)
-		return -1;
-	out[0] = 'H';
-	for (size_t i = 0; i < UIDL_HASH_BYTES; i++) {
-		out[1 + 2 * i] = hex[md[i] >> 4];
-		out[2 + 2 * i] = hex[md[i] & 15];
-	}
-	out[1 + 2 * UIDL_HASH_BYTES] = '\0';
-	return 0;
-}
-
-void maildir_uidl(const char *name, char out[POP3_UIDL_MAX + 1])
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-	size_t len;
-
-	if (uidl_make(name, out) == 0)
-		return;
-	/* SHA-256 failing means libcrypto could not allocate; a legal UIDL that differs from the
-	 * usual one is better than none (the scan itself reports a temporary error instead). */
-	log_warnx("maildir: SHA-256 failed, using a fallback UIDL");
-	len = unique_len(name);
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ULL;
-	snprintf(out, POP3_UIDL_MAX + 1, "F%016llx", (unsigned long long)h);
+	return maildir_subdirs[(r->flags & MREC_IN_NEW) ? 0 : 1];
 }
 
 /* Open the Maildir root, creating it (with new/ cur/ tmp/) when missing, as Dovecot does, so that
@@ -171,46 +109,68 @@ static int root_open(const char *dir, int *fd_r, const char **error_r)
 	return MAILDIR_OK;
 }
 
+/* ---- the scan ---- */
+
+/* A scan starts from gannet.index: one record per entry, in the index's (delivery) order, each
+ * keyed by unique part in BYNAME. One readdir of new/ then cur/ claims them (MREC_LISTED) or adds
+ * records for files the index lacks; what is left unclaimed has vanished. */
+#define MREC_LISTED (1 << 8)
+/* Arena octets reserved per indexed message before the names come in: a Dovecot name with ",S="
+ * and ",W=" is about 70. More is grown as needed, and the excess given back by shrink(). */
+#define ARENA_GUESS 72
+
 struct scan_ctx {
 	const char *dir;
 	struct maildir_snapshot *snap;
-	size_t cap;
-	char *inbuf;  /* RETR_CHUNK */
-	char *outbuf; /* 2 * RETR_CHUNK + 3, the encoder's worst case */
+	enum uidl_source source;
 	const char **error_r;
+	int rootfd, subfd[2];
+	size_t cap;                 /* records allocated */
+	struct mindex_hash byname;  /* unique part -> record */
+	struct maildir_readbuf buf; /* for reading files */
+	time_t now;
+	uint32_t idx_source, idx_count;
+	bool changed; /* the index must be rewritten */
 };
 
-/* S-052, S-137: the exact wire size, counted by the same encoder RETR uses, never from ",S=". */
-static int wire_size(struct scan_ctx *sc, int fd, const char *sub, const char *name,
-                     uint64_t *size_r)
+static int oom(struct scan_ctx *sc)
 {
-	struct pop3_enc e;
-
-	pop3_enc_init(&e, false, UINT64_MAX);
-	for (;;) {
-		ssize_t n = read(fd, sc->inbuf, RETR_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int err = errno;
-			char safe[256];
-			log_sanitize(safe, sizeof(safe), name, strlen(name));
-			return fail(err_class(err), sc->error_r, "maildir %s/%s/%s: read: %s",
-			            sc->dir, sub, safe, strerror(err));
-		}
-		if (n == 0)
-			break;
-		pop3_enc_feed(&e, sc->inbuf, (size_t)n, sc->outbuf);
-	}
-	pop3_enc_finish(&e, sc->outbuf);
-	*size_r = e.size;
-	return MAILDIR_OK;
+	errno = ENOMEM;
+	return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory", sc->dir);
 }
 
-static int snap_add(struct scan_ctx *sc, const char *name, bool in_new, uint64_t size, time_t mtime)
+static bool byname_eq(void *arg, uint32_t v, const void *key, size_t len)
+{
+	struct maildir_snapshot *snap = arg;
+	const struct mindex_rec *r = &snap->msgs[v];
+
+	return r->unique_len == len && memcmp(snap->arena.p + r->name_off, key, len) == 0;
+}
+
+static const void *byname_key(void *arg, uint32_t v, size_t *len_r)
+{
+	struct maildir_snapshot *snap = arg;
+
+	*len_r = snap->msgs[v].unique_len;
+	return snap->arena.p + snap->msgs[v].name_off;
+}
+
+/* Room in BYNAME for one more record, so that a slot found stays valid until it is filled. */
+static int byname_room(struct scan_ctx *sc)
+{
+	size_t n = sc->snap->count;
+
+	if (n < mindex_hash_room(&sc->byname))
+		return MAILDIR_OK;
+	return mindex_hash_resize(&sc->byname, 2 * n + 256, byname_key, sc->snap) < 0 ? oom(sc)
+	                                                                              : MAILDIR_OK;
+}
+
+/* A new record named NAME[0..LEN) (its unique part not in BYNAME yet): its number, or -1. */
+static ssize_t add_record(struct scan_ctx *sc, const char *name, size_t len, bool in_new)
 {
 	struct maildir_snapshot *snap = sc->snap;
-	struct maildir_msg *m;
+	struct mindex_rec *r;
 
 	if (snap->count >= MAILDROP_MESSAGES_MAX) {
 		log_warnx("maildir %s: more than %d messages, refusing the maildrop", sc->dir,
@@ -220,119 +180,210 @@ static int snap_add(struct scan_ctx *sc, const char *name, bool in_new, uint64_t
 	}
 	if (snap->count == sc->cap) {
 		/* Edge case 11: geometric growth keeps 100k+ messages linear. */
-		size_t ncap = sc->cap == 0 ? 64 : sc->cap * 2;
-		struct maildir_msg *n;
+		size_t ncap = sc->cap < 256 ? 256 : sc->cap * 2;
+		struct mindex_rec *n;
 
 		if (ncap > MAILDROP_MESSAGES_MAX)
 			ncap = MAILDROP_MESSAGES_MAX;
 		n = realloc(snap->msgs, ncap * sizeof(*n));
 		if (n == NULL)
-			return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory",
-			            sc->dir);
+			return oom(sc);
 		snap->msgs = n;
 		sc->cap = ncap;
 	}
-	m = &snap->msgs[snap->count];
-	memset(m, 0, sizeof(*m));
-	if (uidl_make(name, m->uidl) < 0)
-		return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: SHA-256 failed", sc->dir);
-	m->name = strdup(name);
-	if (m->name == NULL)
-		return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory", sc->dir);
-	m->in_new = in_new;
-	m->size = size;
-	m->mtime = mtime;
-	snap->count++;
-	snap->total_size += size;
+	r = &snap->msgs[snap->count];
+	memset(r, 0, sizeof(*r));
+	if (mindex_rec_set_name(&snap->arena, r, name, len, in_new) < 0)
+		return oom(sc);
+	return (ssize_t)snap->count++;
+}
+
+/* An index entry becomes a record: provisional until the whole file checks out. */
+static int load_cb(void *arg, const struct mindex_entry *e)
+{
+	struct scan_ctx *sc = arg;
+	struct maildir_snapshot *snap = sc->snap;
+	struct mindex_rec *r;
+	uint32_t *slot;
+	ssize_t i;
+
+	/* The header gave the count: size everything once instead of growing it. */
+	if (sc->cap == 0 && sc->idx_count > 0) {
+		size_t n = sc->idx_count + sc->idx_count / 16 + 64;
+		if (n > MAILDROP_MESSAGES_MAX)
+			n = MAILDROP_MESSAGES_MAX;
+		snap->msgs = malloc(n * sizeof(*snap->msgs));
+		snap->arena.p = malloc(n * ARENA_GUESS);
+		if (snap->msgs == NULL || snap->arena.p == NULL ||
+		    mindex_hash_resize(&sc->byname, n, byname_key, snap) < 0)
+			return -1;
+		sc->cap = n;
+		snap->arena.cap = n * ARENA_GUESS;
+	}
+	if (byname_room(sc) != MAILDIR_OK)
+		return -1;
+	slot = mindex_hash_slot(&sc->byname, e->name, maildir_unique_len(e->name, e->name_len),
+	                        byname_eq, snap);
+	if (*slot != 0)
+		return 0; /* a second entry for one unique part: the first counts */
+	if ((i = add_record(sc, e->name, e->name_len, e->in_new)) < 0)
+		return -1;
+	*slot = (uint32_t)i + 1;
+	r = &snap->msgs[i];
+	r->flags |= MREC_KNOWN | MREC_TIMES;
+	r->size = e->size;
+	r->mtime = e->mtime;
+	r->first_seen = mindex_time32(e->first_seen);
+	r->first_retrieved = mindex_time32(e->first_retrieved);
+	if (sc->idx_source != sc->source)
+		return 0;
+	r->flags |= MREC_UIDL_IDX;
+	return mindex_rec_set_uidl(&snap->arena, r, e->uidl, e->uidl_len);
+}
+
+static int load_index(struct scan_ctx *sc)
+{
+	struct maildir_snapshot *snap = sc->snap;
+	const char *why = "";
+	int rc = mindex_load(sc->rootfd, &sc->idx_source, &sc->idx_count, load_cb, sc, &why);
+
+	if (rc == MINDEX_LOADED) {
+		if (sc->idx_source != sc->source || snap->count != sc->idx_count)
+			sc->changed = true;
+		return MAILDIR_OK;
+	}
+	/* Never trusted: forget whatever the entries read so far gave. */
+	snap->count = 0;
+	snap->arena.len = 0;
+	memset(sc->byname.slots, 0, (sc->byname.mask + 1) * sizeof(*sc->byname.slots));
+	sc->changed = true;
+	if (rc == MINDEX_ABORTED)
+		return oom(sc);
+	if (rc == MINDEX_REJECTED || rc == MINDEX_IOERR)
+		log_warnx("maildir %s: %s ignored and rebuilt: %s", sc->dir, MINDEX_NAME, why);
 	return MAILDIR_OK;
 }
 
-/* One directory entry. Edge case 31: only regular files, opened without following symlinks and
- * without blocking, so a FIFO or a symlink to /dev/zero planted in cur/ can neither hang the
- * session nor leak another file. */
-static int scan_entry(struct scan_ctx *sc, int dfd, const char *sub, const struct dirent *de)
+/* Two files with one unique part (new/X beside cur/X:2,S after a crash or a careless copy, or a
+ * message moved while we listed): RFC 1939 §7 wants one UIDL per message. Keep the one that is
+ * still a regular file, then the first by (mtime, name, cur before new). Rare: stats are fine.
+ * Returns the record kept; the other is MREC_GONE. */
+static uint32_t dup_pick(struct scan_ctx *sc, uint32_t a, uint32_t b)
 {
-	const char *name = de->d_name;
-	char safe[256];
-	struct stat st;
-	uint64_t size = 0;
-	int fd, rc, e;
+	struct maildir_snapshot *snap = sc->snap;
+	struct mindex_rec *ra = &snap->msgs[a], *rb = &snap->msgs[b];
+	char na[MINDEX_NAME_BUF], nb[MINDEX_NAME_BUF], safe[256];
+	struct stat sa, sb;
+	bool oka, okb;
+	int c;
 
-	if (de->d_type != DT_REG && de->d_type != DT_UNKNOWN)
-		goto skip;
-	/* Where the file system gives no type, look before opening: opening a device node can have
-	 * side effects even with O_NONBLOCK. */
-	if (de->d_type == DT_UNKNOWN) {
-		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT)
-				return MAILDIR_OK;
-			goto error;
-		}
-		if (!S_ISREG(st.st_mode))
-			goto skip;
+	mindex_rec_name(&snap->arena, ra, na);
+	mindex_rec_name(&snap->arena, rb, nb);
+	oka = fstatat(sc->subfd[!(ra->flags & MREC_IN_NEW)], na, &sa, AT_SYMLINK_NOFOLLOW) == 0 &&
+	      S_ISREG(sa.st_mode);
+	okb = fstatat(sc->subfd[!(rb->flags & MREC_IN_NEW)], nb, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+	      S_ISREG(sb.st_mode);
+	if (oka != okb) {
+		c = oka ? -1 : 1;
+	} else {
+		int64_t ta = oka ? sa.st_mtim.tv_sec : 0, tb = okb ? sb.st_mtim.tv_sec : 0;
+		c = ta != tb ? (ta < tb ? -1 : 1) : strcmp(na, nb);
+		if (c == 0)
+			c = (ra->flags & MREC_IN_NEW) - (rb->flags & MREC_IN_NEW);
 	}
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		/* Vanished since readdir (another agent expunged it), or swapped for a symlink or a
-		 * socket: not a message of this snapshot. */
-		if (errno == ENOENT)
+	(c <= 0 ? rb : ra)->flags |= MREC_GONE;
+	log_sanitize(safe, sizeof(safe), c <= 0 ? nb : na, strlen(c <= 0 ? nb : na));
+	if (oka && okb)
+		log_warnx("maildir %s: duplicate unique name, ignoring %s/%s", sc->dir,
+		          sub_of(c <= 0 ? rb : ra), safe);
+	else
+		log_debug("maildir %s: %s/%s moved while listed", sc->dir, sub_of(c <= 0 ? rb : ra),
+		          safe);
+	sc->changed = true;
+	return c <= 0 ? a : b;
+}
+
+/* Does record R already carry the name NAME[0..LEN) in that directory? 0 yes, 1 only its flags or
+ * directory differ, 2 its base name differs (",S=" rewritten, say: the file is examined anew). */
+static int name_differs(const struct maildir_snapshot *snap, const struct mindex_rec *r,
+                        const char *name, size_t len, bool in_new)
+{
+	const char *b;
+	size_t blen = mindex_rec_base(&snap->arena, r, &b);
+	uint64_t info;
+
+	if (maildir_base_len(name, len) != blen || memcmp(b, name, blen) != 0)
+		return 2;
+	if (!(r->flags & MREC_IN_NEW) != !in_new)
+		return 1;
+	if (r->flags & MREC_RAW)
+		return len != r->name_len || memcmp(b, name, len) != 0;
+	return !mindex_info_bits(name, len, blen, &info) || info != r->info ||
+	       (blen < len) != ((r->flags & MREC_INFO) != 0);
+}
+
+/* One directory entry: claim the record the index made for it, or add one. */
+static int list_one(struct scan_ctx *sc, const char *name, bool in_new)
+{
+	struct maildir_snapshot *snap = sc->snap;
+	size_t len = strlen(name);
+	struct mindex_rec *r;
+	uint32_t *slot;
+	ssize_t i;
+	int d;
+
+	if (byname_room(sc) != MAILDIR_OK)
+		return MAILDIR_ERR_TEMP;
+	slot = mindex_hash_slot(&sc->byname, name, maildir_unique_len(name, len), byname_eq, snap);
+	if (*slot != 0 && !((r = &snap->msgs[*slot - 1])->flags & MREC_LISTED)) {
+		r->flags |= MREC_LISTED;
+		if ((d = name_differs(snap, r, name, len, in_new)) == 0)
 			return MAILDIR_OK;
-		if (errno == ELOOP || errno == ENXIO)
-			goto skip;
-		goto error;
+		sc->changed = true;
+		if (d == 2) /* keep the times only */
+			r->flags &= (uint16_t) ~(MREC_KNOWN | MREC_UIDL | MREC_UIDL_IDX);
+		return mindex_rec_set_name(&snap->arena, r, name, len, in_new) < 0 ? oom(sc)
+		                                                                   : MAILDIR_OK;
 	}
-	if (fstat(fd, &st) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		goto error;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		goto skip;
-	}
-	rc = wire_size(sc, fd, sub, name, &size);
-	close(fd);
-	if (rc != MAILDIR_OK)
-		return rc;
-	return snap_add(sc, name, sub == maildir_subdirs[0], size, st.st_mtim.tv_sec);
-
-skip:
-	log_debug("maildir %s/%s/%s: not a regular file, skipped", sc->dir, sub,
-	          log_sanitize(safe, sizeof(safe), name, strlen(name)));
+	sc->changed = true;
+	if ((i = add_record(sc, name, len, in_new)) < 0)
+		return (int)i;
+	snap->msgs[i].flags |= MREC_LISTED;
+	*slot = (*slot == 0 ? (uint32_t)i : dup_pick(sc, *slot - 1, (uint32_t)i)) + 1;
 	return MAILDIR_OK;
-error:
-	e = errno;
-	log_sanitize(safe, sizeof(safe), name, strlen(name));
-	return fail(err_class(e), sc->error_r, "maildir %s/%s/%s: open: %s", sc->dir, sub, safe,
-	            strerror(e));
 }
 
-static int scan_subdir(struct scan_ctx *sc, int rootfd, const char *sub)
+/* One readdir of new/ or cur/, creating it when missing; nothing is stat'ed or opened here. */
+static int list_subdir(struct scan_ctx *sc, int s)
 {
+	const char *sub = maildir_subdirs[s];
 	const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
 	struct dirent *de;
 	DIR *d;
 	int dfd, e, rc = MAILDIR_OK;
 
-	dfd = openat(rootfd, sub, flags);
+	dfd = openat(sc->rootfd, sub, flags);
 	if (dfd < 0 && errno == ENOENT) {
-		if (mkdirat(rootfd, sub, 0700) < 0 && errno != EEXIST) {
+		if (mkdirat(sc->rootfd, sub, 0700) < 0 && errno != EEXIST) {
 			e = errno;
 			return fail(err_class(e), sc->error_r, "maildir %s/%s: mkdir: %s", sc->dir,
 			            sub, strerror(e));
 		}
-		dfd = openat(rootfd, sub, flags);
+		dfd = openat(sc->rootfd, sub, flags);
 	}
 	if (dfd < 0) {
 		e = errno;
 		return fail(err_class(e), sc->error_r, "maildir %s/%s: open: %s", sc->dir, sub,
 		            strerror(e));
 	}
-	d = fdopendir(dfd);
+	sc->subfd[s] = dfd;
+	dfd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (d == NULL) {
 		e = errno;
-		close(dfd);
+		if (dfd >= 0)
+			close(dfd);
+		errno = e;
 		return fail(err_class(e), sc->error_r, "maildir %s/%s: fdopendir: %s", sc->dir, sub,
 		            strerror(e));
 	}
@@ -347,10 +398,11 @@ static int scan_subdir(struct scan_ctx *sc, int rootfd, const char *sub)
 			}
 			break;
 		}
-		/* S-140: ".", "..", and the temporaries of other tools are not messages. */
-		if (de->d_name[0] == '.')
+		/* S-140: ".", "..", and the temporaries of other tools are not messages. Edge
+		 * case 31: nor is what the directory itself says is not a regular file. */
+		if (de->d_name[0] == '.' || (de->d_type != DT_REG && de->d_type != DT_UNKNOWN))
 			continue;
-		rc = scan_entry(sc, dirfd(d), sub, de);
+		rc = list_one(sc, de->d_name, s == 0);
 		if (rc != MAILDIR_OK)
 			break;
 	}
@@ -358,134 +410,312 @@ static int scan_subdir(struct scan_ctx *sc, int rootfd, const char *sub)
 	return rc;
 }
 
-/* Within one mtime the unique part decides, not the whole name, so that adding a flag never
- * moves a message ("x1:2,S" would sort after "x10"). */
-static int cmp_delivery(const struct maildir_msg *a, const struct maildir_msg *b)
+/* Records of the index no directory listed: gone (expunged by another agent). */
+static void drop_unlisted(struct scan_ctx *sc)
 {
+	for (size_t i = 0; i < sc->snap->count; i++) {
+		struct mindex_rec *r = &sc->snap->msgs[i];
+
+		if (!(r->flags & MREC_LISTED)) {
+			r->flags |= MREC_GONE;
+			sc->changed = true;
+		}
+		r->flags &= (uint16_t)~MREC_LISTED;
+	}
+}
+
+/* A file the index did not vouch for, or whose X-UIDL is wanted: type, mtime, size, X-UIDL. The
+ * size comes from ",W=" in the name when there, else from reading the file. Returns 1 when the
+ * file vanished, MAILDIR_OK (MREC_GONE when it is not a regular file), or an error. Edge case 31:
+ * opened without following symlinks and without blocking, so a FIFO or a symlink to /dev/zero
+ * planted in cur/ can neither hang the session nor leak another file. */
+static int examine(struct scan_ctx *sc, struct mindex_rec *r)
+{
+	bool need_size = !(r->flags & MREC_KNOWN), have_w = false, has_w;
+	bool need_hdr = sc->source == UIDL_SOURCE_XUIDL && !(r->flags & MREC_UIDL);
+	int dfd = sc->subfd[(r->flags & MREC_IN_NEW) ? 0 : 1], fd = -1, e;
+	char name[MINDEX_NAME_BUF], safe[256], xu[POP3_UIDL_MAX + 1];
+	const char *what = "open", *b;
+	uint64_t w = 0;
+	struct stat st;
+	size_t n = mindex_rec_base(&sc->snap->arena, r, &b);
+
+	if (!need_size && !need_hdr)
+		return MAILDIR_OK;
+	has_w = need_size && memmem(b, n, ",W=", 3) != NULL;
+	mindex_rec_name(&sc->snap->arena, r, name);
+	/* A name with ",W=" may spare the open: stat first (type, mtime, and the size check). */
+	if (has_w && !need_hdr) {
+		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			goto error;
+		errno = ELOOP;
+		if (!S_ISREG(st.st_mode))
+			goto error;
+		have_w = maildir_w_size(b, n, (uint64_t)st.st_size, &w);
+	}
+	if (!have_w) {
+		fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) < 0)
+			goto error;
+		errno = ELOOP;
+		if (!S_ISREG(st.st_mode))
+			goto error;
+		if (has_w && need_hdr) /* open for the X-UIDL anyway */
+			have_w = maildir_w_size(b, n, (uint64_t)st.st_size, &w);
+	}
+	what = "read";
+	n = 0;
+	if (fd >= 0 && maildir_read_msg(fd, &sc->buf, need_hdr ? xu : NULL, &n,
+	                                need_size && !have_w ? &w : NULL) < 0)
+		goto error;
+	if (n > 0 && mindex_rec_set_uidl(&sc->snap->arena, r, xu, n) < 0)
+		goto error;
+	if (need_size) {
+		r->size = w;
+		r->mtime = st.st_mtim.tv_sec;
+		if (!(r->flags & MREC_TIMES))
+			r->first_seen = mindex_time32(sc->now);
+	}
+	if (fd >= 0)
+		close(fd);
+	return MAILDIR_OK;
+error:
+	e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (e == ENOENT)
+		return 1; /* vanished since readdir: moved or expunged by another agent */
+	log_sanitize(safe, sizeof(safe), name, strlen(name));
+	if (e == ELOOP || e == ENXIO || e == EISDIR) {
+		/* Swapped for a symlink, FIFO, socket or directory: not a message. */
+		log_debug("maildir %s/%s/%s: not a regular file, skipped", sc->dir, sub_of(r),
+		          safe);
+		r->flags |= MREC_GONE;
+		return MAILDIR_OK;
+	}
+	errno = e;
+	return fail(err_class(e), sc->error_r, "maildir %s/%s/%s: %s: %s", sc->dir, sub_of(r), safe,
+	            what, strerror(e));
+}
+
+/* Examine every file the index did not vouch for. A new/ file that vanished was most likely moved
+ * to cur/ after we listed cur/: look for it there once, so it is in this snapshot, not lost. One
+ * renamed within cur/ meanwhile is left to the next scan (the index keeps nothing stale). */
+static int examine_all(struct scan_ctx *sc)
+{
+	struct maildir_snapshot *snap = sc->snap;
+	struct mindex_view v;
+	uint32_t *lost = NULL;
+	size_t nlost = 0, cap = 0;
+	int rc = MAILDIR_OK;
+
+	for (uint32_t i = 0; i < snap->count && rc == MAILDIR_OK; i++) {
+		struct mindex_rec *r = &snap->msgs[i];
+
+		if ((r->flags & MREC_GONE) || (rc = examine(sc, r)) != 1)
+			continue;
+		rc = MAILDIR_OK;
+		r->flags |= MREC_GONE;
+		sc->changed = true;
+		if (!(r->flags & MREC_IN_NEW))
+			continue;
+		if (nlost == cap) {
+			uint32_t *grown = realloc(lost, (cap = cap ? 2 * cap : 16) * sizeof(*lost));
+			if (grown == NULL) {
+				rc = oom(sc);
+				break;
+			}
+			lost = grown;
+		}
+		lost[nlost++] = i;
+	}
+	v = view_of(snap);
+	if (rc == MAILDIR_OK && nlost > 0 &&
+	    mindex_relocate(sc->rootfd, &v, lost, nlost, false) < 0)
+		rc = fail(err_class(errno), sc->error_r, "maildir %s/cur: readdir: %s", sc->dir,
+		          strerror(errno));
+	for (size_t k = 0; k < nlost && rc == MAILDIR_OK; k++) {
+		struct mindex_rec *r = &snap->msgs[lost[k]];
+
+		if (r->flags & MREC_IN_NEW)
+			continue; /* not in cur/ either: expunged */
+		r->flags &= (uint16_t)~MREC_GONE;
+		if ((rc = examine(sc, r)) == 1) {
+			r->flags |= MREC_GONE;
+			rc = MAILDIR_OK;
+		}
+	}
+	free(lost);
+	return rc;
+}
+
+static void compact(struct maildir_snapshot *snap)
+{
+	size_t out = 0;
+
+	for (size_t i = 0; i < snap->count; i++) {
+		if (snap->msgs[i].flags & MREC_GONE)
+			continue;
+		if (out != i)
+			snap->msgs[out] = snap->msgs[i];
+		out++;
+	}
+	snap->count = out;
+}
+
+/* Delivery order: mtime, then the unique part (unique after deduplication), so that adding a
+ * flag never moves a message ("x1:2,S" would sort after "x10"). */
+static int cmp_delivery(const void *pa, const void *pb, void *arg)
+{
+	const struct maildir_snapshot *snap = arg;
+	const struct mindex_rec *a = &snap->msgs[*(const uint32_t *)pa];
+	const struct mindex_rec *b = &snap->msgs[*(const uint32_t *)pb];
+	const char *ua, *ub;
 	size_t la, lb;
 	int c;
 
 	if (a->mtime != b->mtime)
 		return a->mtime < b->mtime ? -1 : 1;
-	la = unique_len(a->name);
-	lb = unique_len(b->name);
-	c = memcmp(a->name, b->name, la < lb ? la : lb);
-	if (c != 0)
+	la = mindex_rec_unique(&snap->arena, a, &ua);
+	lb = mindex_rec_unique(&snap->arena, b, &ub);
+	c = memcmp(ua, ub, la < lb ? la : lb);
+	if (c != 0 || la == lb)
 		return c;
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	c = strcmp(a->name, b->name);
-	if (c != 0)
-		return c;
-	return (int)a->in_new - (int)b->in_new;
+	return la < lb ? -1 : 1;
 }
 
-static int cmp_delivery_ptr(const void *pa, const void *pb)
-{
-	return cmp_delivery(*(struct maildir_msg *const *)pa, *(struct maildir_msg *const *)pb);
-}
-
-/* Equal UIDLs together, each run in array (delivery) order. */
-static int cmp_uidl_ptr(const void *pa, const void *pb)
-{
-	const struct maildir_msg *a = *(struct maildir_msg *const *)pa;
-	const struct maildir_msg *b = *(struct maildir_msg *const *)pb;
-	int c = strcmp(a->uidl, b->uidl);
-
-	if (c != 0)
-		return c;
-	return a < b ? -1 : a > b;
-}
-
-/* Sort by delivery order, then drop later copies of a unique name (new/X next to cur/X:2,S after
- * a crash or a careless copy): RFC 1939 §7 wants a UIDL to identify one message of the maildrop.
- * Pointers are sorted rather than the ~100-byte records so the extra memory is 8 bytes a
- * message; the records are then moved in place along the permutation's cycles. */
-static int snap_sort(struct scan_ctx *sc)
+/* Sort a permutation (4 octets a message) rather than the records, then move the records in
+ * place along the permutation's cycles. */
+static int sort_delivery(struct scan_ctx *sc)
 {
 	struct maildir_snapshot *snap = sc->snap;
-	struct maildir_msg *base = snap->msgs;
-	struct maildir_msg **p;
-	size_t n = snap->count, out;
+	struct mindex_rec *base = snap->msgs;
+	size_t n = snap->count;
+	uint32_t *p;
 
+	for (size_t i = 1; i < n; i++) {
+		uint32_t a = (uint32_t)i - 1, b = (uint32_t)i;
+		if (cmp_delivery(&a, &b, snap) > 0)
+			break;
+		if (i == n - 1)
+			return MAILDIR_OK; /* the usual warm case: the index was in order already */
+	}
 	if (n < 2)
 		return MAILDIR_OK;
-	p = calloc(n, sizeof(*p));
+	p = malloc(n * sizeof(*p));
 	if (p == NULL)
-		return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory", sc->dir);
+		return oom(sc);
 	for (size_t i = 0; i < n; i++)
-		p[i] = &base[i];
-	qsort(p, n, sizeof(*p), cmp_delivery_ptr);
+		p[i] = (uint32_t)i;
+	qsort_r(p, n, sizeof(*p), cmp_delivery, snap);
 	for (size_t i = 0; i < n; i++) {
-		struct maildir_msg tmp;
+		struct mindex_rec tmp;
 		size_t j = i;
 
-		if (p[i] == &base[i])
+		if (p[i] == i)
 			continue;
 		tmp = base[i];
-		while (p[j] != &base[i]) {
-			size_t k = (size_t)(p[j] - base);
-			base[j] = *p[j];
-			p[j] = &base[j];
+		while (p[j] != i) {
+			size_t k = p[j];
+			base[j] = base[k];
+			p[j] = (uint32_t)j;
 			j = k;
 		}
 		base[j] = tmp;
-		p[j] = &base[j];
-	}
-
-	for (size_t i = 0; i < n; i++)
-		p[i] = &base[i];
-	qsort(p, n, sizeof(*p), cmp_uidl_ptr);
-	for (size_t i = 1; i < n; i++) {
-		char safe[256];
-
-		/* A freed record keeps its uidl, so a run of three or more still compares. */
-		if (strcmp(p[i]->uidl, p[i - 1]->uidl) != 0)
-			continue;
-		log_warnx("maildir %s: duplicate unique name, ignoring %s/%s", sc->dir,
-		          p[i]->in_new ? "new" : "cur",
-		          log_sanitize(safe, sizeof(safe), p[i]->name, strlen(p[i]->name)));
-		snap->total_size -= p[i]->size;
-		free(p[i]->name);
-		p[i]->name = NULL;
+		p[j] = (uint32_t)j;
 	}
 	free(p);
-	out = 0;
-	for (size_t i = 0; i < n; i++) {
-		if (base[i].name == NULL)
-			continue;
-		if (out != i)
-			base[out] = base[i];
-		out++;
-	}
-	snap->count = out;
 	return MAILDIR_OK;
 }
 
-int maildir_scan(const char *dir, struct maildir_snapshot *snap, const char **error_r)
+/* The index is a cache: failing to write it costs the next login time, never the session. */
+static void save_index(int rootfd, const char *dir, struct maildir_snapshot *snap)
 {
-	struct scan_ctx sc = {.dir = dir, .snap = snap, .error_r = error_r};
-	int rootfd = -1, rc;
+	struct mindex_view v = view_of(snap);
+	const char *why = "";
+
+	snap->dirty = mindex_save_recs(rootfd, snap->source, &v, snap->count, &why) < 0;
+	if (snap->dirty)
+		log_warnx("maildir %s: %s not written, the previous one is kept: %s", dir,
+		          MINDEX_NAME, why);
+}
+
+/* Give back what geometric growth over-allocated: the snapshot lives as long as the session. */
+static void shrink(struct maildir_snapshot *snap)
+{
+	void *p;
+
+	if (snap->count == 0) {
+		free(snap->msgs);
+		snap->msgs = NULL;
+	} else if ((p = realloc(snap->msgs, snap->count * sizeof(*snap->msgs))) != NULL) {
+		snap->msgs = p;
+	}
+	if (snap->arena.len == 0) {
+		free(snap->arena.p);
+		snap->arena = (struct mindex_arena){0};
+	} else if ((p = realloc(snap->arena.p, snap->arena.len)) != NULL) {
+		snap->arena.p = p;
+		snap->arena.cap = snap->arena.len;
+	}
+}
+
+int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapshot *snap,
+                 const char **error_r)
+{
+	struct scan_ctx sc = {.dir = dir,
+	                      .snap = snap,
+	                      .source = source,
+	                      .error_r = error_r,
+	                      .rootfd = -1,
+	                      .subfd = {-1, -1}};
+	struct mindex_view v;
+	int rc;
 
 	memset(snap, 0, sizeof(*snap));
-	rc = root_open(dir, &rootfd, error_r);
-	if (rc != MAILDIR_OK)
-		return rc;
-	sc.inbuf = malloc(RETR_CHUNK);
-	sc.outbuf = malloc(2 * (size_t)RETR_CHUNK + 3);
-	if (sc.inbuf == NULL || sc.outbuf == NULL) {
-		rc = fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: out of memory", dir);
-		goto out;
+	if ((unsigned)source >= UIDL_SOURCE_COUNT) {
+		errno = EINVAL;
+		return fail(MAILDIR_ERR_PERM, error_r, "maildir %s: bad UIDL source %d", dir,
+		            (int)source);
 	}
-	/* S-140: tmp/ holds deliveries in progress and is never read. */
-	for (size_t i = 0; i < 2 && rc == MAILDIR_OK; i++)
-		rc = scan_subdir(&sc, rootfd, maildir_subdirs[i]);
+	snap->source = source;
+	sc.now = time(NULL);
+	rc = root_open(dir, &sc.rootfd, error_r);
+	if (rc == MAILDIR_OK && mindex_hash_init(&sc.byname, 0) < 0)
+		rc = oom(&sc);
 	if (rc == MAILDIR_OK)
-		rc = snap_sort(&sc);
-out:
-	free(sc.inbuf);
-	free(sc.outbuf);
-	close(rootfd);
+		rc = load_index(&sc);
+	/* S-140: tmp/ holds deliveries in progress and is never read. */
+	for (int s = 0; s < 2 && rc == MAILDIR_OK; s++)
+		rc = list_subdir(&sc, s);
+	mindex_hash_free(&sc.byname);
+	drop_unlisted(&sc);
+	if (rc == MAILDIR_OK)
+		rc = examine_all(&sc);
+	compact(snap);
+	if (rc == MAILDIR_OK)
+		rc = sort_delivery(&sc);
+	v = view_of(snap);
+	if (rc == MAILDIR_OK &&
+	    uidl_assign(&v, snap->count, source, sc.rootfd, dir, &sc.changed) < 0)
+		rc = errno == ENOMEM
+		         ? oom(&sc)
+		         : fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: SHA-256 failed", dir);
+	compact(snap);
+	if (rc == MAILDIR_OK) {
+		for (size_t i = 0; i < snap->count; i++)
+			snap->total_size += snap->msgs[i].size;
+		shrink(snap);
+		if (sc.changed)
+			save_index(sc.rootfd, dir, snap);
+	}
+	free(sc.buf.in);
+	free(sc.buf.out);
+	for (int s = 0; s < 2; s++)
+		if (sc.subfd[s] >= 0)
+			close(sc.subfd[s]);
+	if (sc.rootfd >= 0)
+		close(sc.rootfd);
 	if (rc != MAILDIR_OK)
 		maildir_snapshot_free(snap);
 	return rc;
@@ -493,16 +723,56 @@ out:
 
 void maildir_snapshot_free(struct maildir_snapshot *snap)
 {
-	for (size_t i = 0; i < snap->count; i++)
-		free(snap->msgs[i].name);
 	free(snap->msgs);
+	free(snap->arena.p);
 	memset(snap, 0, sizeof(*snap));
 }
 
-static int msg_path(char *buf, size_t size, const char *dir, bool in_new, const char *name)
+int maildir_snapshot_save(const char *dir, struct maildir_snapshot *snap)
 {
-	int n = snprintf(buf, size, "%s/%s/%s", dir, in_new ? "new" : "cur", name);
+	int rootfd;
 
+	if (!snap->dirty)
+		return 0;
+	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0) {
+		log_warn("maildir %s: %s not written", dir, MINDEX_NAME);
+		return -1;
+	}
+	save_index(rootfd, dir, snap);
+	close(rootfd);
+	return snap->dirty ? -1 : 0;
+}
+
+/* ---- accessors ---- */
+
+const char *maildir_msg_name(const struct maildir_snapshot *snap, size_t i,
+                             char buf[MAILDIR_NAME_BUF])
+{
+	mindex_rec_name(&snap->arena, &snap->msgs[i], buf);
+	return buf;
+}
+
+void maildir_msg_set_retrieved(struct maildir_snapshot *snap, size_t i, time_t when)
+{
+	struct mindex_rec *r = &snap->msgs[i];
+
+	if (r->first_retrieved != 0)
+		return;
+	r->first_retrieved = mindex_time32(when);
+	snap->dirty = true;
+}
+
+/* ---- operations on one message ---- */
+
+static int msg_path(char *buf, size_t size, const char *dir, const struct maildir_snapshot *snap,
+                    const struct mindex_rec *r)
+{
+	char name[MINDEX_NAME_BUF];
+	int n;
+
+	mindex_rec_name(&snap->arena, r, name);
+	n = snprintf(buf, size, "%s/%s/%s", dir, sub_of(r), name);
 	if (n < 0 || (size_t)n >= size) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -510,13 +780,36 @@ static int msg_path(char *buf, size_t size, const char *dir, bool in_new, const 
 	return 0;
 }
 
-int maildir_open_msg(const char *dir, const struct maildir_msg *m)
+/* Message I's file went away: find it again in cur/ or new/ by its unique part (an IMAP client
+ * set a flag, say). 0 when found (the snapshot has its new name), -1 with errno (ENOENT: gone). */
+static int follow(const char *dir, struct maildir_snapshot *snap, size_t i)
+{
+	uint32_t which = (uint32_t)i;
+	int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
+	struct mindex_view v;
+	ssize_t found;
+
+	if (rootfd < 0)
+		return -1;
+	v = view_of(snap);
+	found = mindex_relocate(rootfd, &v, &which, 1, true);
+	e = errno;
+	close(rootfd);
+	if (found == 1) {
+		snap->dirty = true;
+		return 0;
+	}
+	errno = found < 0 ? e : ENOENT;
+	return -1;
+}
+
+static int open_once(const char *dir, struct maildir_snapshot *snap, size_t i)
 {
 	char path[GANNET_PATH_MAX];
 	struct stat st;
 	int fd, e;
 
-	if (msg_path(path, sizeof(path), dir, m->in_new, m->name) < 0)
+	if (msg_path(path, sizeof(path), dir, snap, &snap->msgs[i]) < 0)
 		return -1;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0)
@@ -535,86 +828,105 @@ int maildir_open_msg(const char *dir, const struct maildir_msg *m)
 	return fd;
 }
 
-/* The name M gets once Seen is set, or NULL with errno; *unchanged_r when it already has it. */
-static char *seen_name(const struct maildir_msg *m, bool *unchanged_r)
+int maildir_open_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
 {
-	const char *info = info_suffix(m->name);
-	size_t len = strlen(m->name), pos;
-	char *n;
+	int fd = open_once(dir, snap, i);
 
-	*unchanged_r = false;
-	if (info == NULL) {
-		n = malloc(len + 5);
-		if (n == NULL)
-			return NULL;
-		memcpy(n, m->name, len);
-		memcpy(n + len, ":2,S", 5);
-		return n;
-	}
-	if (strchr(info + 3, 'S') != NULL) {
-		*unchanged_r = true;
-		return strdup(m->name);
-	}
-	/* S-141: flags stay in ASCII order; S goes before the first flag above it. */
-	pos = (size_t)(info + 3 - m->name);
-	while (pos < len && (unsigned char)m->name[pos] < 'S')
-		pos++;
-	n = malloc(len + 2);
-	if (n == NULL)
-		return NULL;
-	memcpy(n, m->name, pos);
-	n[pos] = 'S';
-	memcpy(n + pos + 1, m->name + pos, len - pos + 1);
-	return n;
+	/* S-142: removed from outside, or renamed. */
+	if (fd < 0 && errno == ENOENT && follow(dir, snap, i) == 0)
+		fd = open_once(dir, snap, i);
+	return fd;
 }
 
-int maildir_mark_seen(const char *dir, struct maildir_msg *m)
+/* The name R gets once Seen is set, into OUT; *unchanged_r when it already has it. S-141: flags
+ * stay in ASCII order; an info that is not sorted letters (MREC_RAW) gets S before the first
+ * flag above it, the rest left as it is. */
+static void seen_name(const struct maildir_snapshot *snap, const struct mindex_rec *r,
+                      char out[MINDEX_NAME_BUF], bool *unchanged_r)
 {
-	char from[GANNET_PATH_MAX], to[GANNET_PATH_MAX];
-	bool unchanged;
-	char *n;
-	int e;
+	struct mindex_rec t = *r;
+	size_t len, pos;
 
-	n = seen_name(m, &unchanged);
-	if (n == NULL)
-		return -1;
-	if (unchanged && !m->in_new) {
-		free(n);
-		return 0;
+	*unchanged_r = false;
+	if (!(r->flags & MREC_RAW)) {
+		*unchanged_r = (r->flags & MREC_INFO) && ((r->info >> MINDEX_FLAG_SEEN) & 1);
+		t.flags |= MREC_INFO;
+		t.info |= (uint64_t)1 << MINDEX_FLAG_SEEN;
+		mindex_rec_name(&snap->arena, &t, out);
+		return;
 	}
-	if (msg_path(from, sizeof(from), dir, m->in_new, m->name) < 0 ||
-	    msg_path(to, sizeof(to), dir, false, n) < 0)
-		goto error;
+	len = mindex_rec_name(&snap->arena, r, out);
+	pos = maildir_base_len(out, len) + 3;
+	if (memchr(out + pos, 'S', len - pos) != NULL) {
+		*unchanged_r = true;
+		return;
+	}
+	while (pos < len && (unsigned char)out[pos] < 'S')
+		pos++;
+	memmove(out + pos + 1, out + pos, len - pos + 1);
+	out[pos] = 'S';
+}
+
+static int seen_once(const char *dir, struct maildir_snapshot *snap, size_t i)
+{
+	struct mindex_rec *r = &snap->msgs[i];
+	char from[GANNET_PATH_MAX], to[GANNET_PATH_MAX], next[MINDEX_NAME_BUF];
+	bool unchanged;
+	int n;
+
+	seen_name(snap, r, next, &unchanged);
+	if (unchanged && !(r->flags & MREC_IN_NEW))
+		return 0;
+	n = snprintf(to, sizeof(to), "%s/cur/%s", dir, next);
+	if (msg_path(from, sizeof(from), dir, snap, r) < 0)
+		return -1;
+	if (n < 0 || (size_t)n >= sizeof(to) || strlen(next) > MINDEX_NAME_MAX) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
 	/* Atomic, and never over an existing file: rename(2) would silently replace a message
 	 * that happens to carry the target name. File systems without RENAME_NOREPLACE get
 	 * plain rename. */
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
 		if (errno != EINVAL && errno != ENOSYS)
-			goto error;
+			return -1;
 		if (rename(from, to) < 0)
-			goto error;
+			return -1;
 	}
-	free(m->name);
-	m->name = n;
-	m->in_new = false;
-	return 0;
-error:
-	e = errno;
-	free(n);
-	errno = e;
-	return -1;
+	snap->dirty = true;
+	return mindex_rec_set_name(&snap->arena, r, next, strlen(next), false);
 }
 
-int maildir_unlink_msg(const char *dir, const struct maildir_msg *m)
+int maildir_mark_seen(const char *dir, struct maildir_snapshot *snap, size_t i)
+{
+	if (seen_once(dir, snap, i) == 0)
+		return 0;
+	if (errno != ENOENT || follow(dir, snap, i) < 0)
+		return -1;
+	return seen_once(dir, snap, i);
+}
+
+int maildir_unlink_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
 {
 	char path[GANNET_PATH_MAX];
 
-	if (msg_path(path, sizeof(path), dir, m->in_new, m->name) < 0)
-		return -1;
-	if (unlink(path) < 0 && errno != ENOENT)
-		return -1;
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (msg_path(path, sizeof(path), dir, snap, &snap->msgs[i]) < 0)
+			return -1;
+		if (unlink(path) == 0)
+			break;
+		if (errno != ENOENT)
+			return -1;
+		/* Gone, or renamed by another agent: the client asked for it to go. */
+		if (attempt > 0 || follow(dir, snap, i) < 0)
+			break;
+	}
+	snap->msgs[i].flags |= MREC_GONE;
+	snap->dirty = true;
 	return 0;
 }
+
+/* ---- the maildrop lock ---- */
 
 static int lock_open(const char *path)
 {
