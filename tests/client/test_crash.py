@@ -1,0 +1,154 @@
+"""Exactly once under crashes: gannet is killed with SIGKILL at random moments of fetches from
+the real gannetd, hundreds of times, with new mail arriving and the delete policy switching on
+and off; afterwards every message the server ever held is in the Maildir exactly once.
+
+GANNET_CRASH_ROUNDS (default 200) and GANNET_CRASH_SEED change the loop; the result line is
+printed and appended to $GANNET_FIGURES when that is set."""
+
+import collections
+import os
+import random
+import signal
+import time
+
+import pytest
+
+import clienttest as ct
+from clienttest import g
+from conftest import account_for
+
+ROUNDS = int(os.environ.get("GANNET_CRASH_ROUNDS", "200"))
+
+
+def make_message(i, rnd):
+    """A distinct message; some have dot lines, NULs, 8-bit bytes, long lines or real bulk."""
+    body = [b"message %d" % i]
+    kind = rnd.random()
+    if kind < 0.2:
+        body += [b".", b"..", b".dot start", b"x" * rnd.randint(1000, 5000)]
+    elif kind < 0.35:
+        body += [b"nul\0byte \xff\xfe 8-bit", "Grüße".encode()]
+    elif kind < 0.45:
+        body += [b"%06d %s" % (n, b"y" * 70) for n in range(rnd.randint(1000, 4000))]
+    else:
+        body += [b"line %d" % n for n in range(rnd.randint(1, 40))]
+    return g.header("crash-%d" % i) + b"\n".join(body) + b"\n"
+
+
+def final_fetch(client, args=()):
+    """A clean run; retried while the server still holds the maildrop of a killed session."""
+    deadline = time.monotonic() + ct.t(30)
+    while True:
+        r = client.fetch(args=args)
+        if r.returncode != ct.EX_TEMPFAIL or time.monotonic() > deadline:
+            return r
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_crash_loop(gannetd, client, certs, tmp_path):
+    seed = int(os.environ.get("GANNET_CRASH_SEED") or time.time())
+    rnd = random.Random(seed)
+    srv = gannetd()
+    md = srv.maildir("alice")
+    everything = {}  # sha of the local form -> local form
+    counter = [0]
+
+    def add(k):
+        for _ in range(k):
+            counter[0] += 1
+            data = make_message(counter[0], rnd)
+            md.deliver(data)
+            everything[ct.sha(ct.local_form(data))] = data
+
+    def configure(keep):
+        client.write_config({"acct": account_for(srv, "alice", certs, keep=keep)})
+
+    add(30)
+    # Calibrate: how long does a clean fetch of 30 messages take on this machine (QUIT and all)?
+    calib = ct.Client(tmp_path / "calib")
+    calib.write_config({"acct": account_for(srv, "alice", certs)})
+    t0 = time.monotonic()
+    assert calib.fetch().returncode == 0
+    span = max(time.monotonic() - t0, 0.02)
+
+    def count():
+        dirs = (os.path.join(client.maildir(), d) for d in ("new", "cur"))
+        return sum(len(os.listdir(d)) for d in dirs if os.path.isdir(d))
+
+    started = time.monotonic()
+    killed = finished = mid_transfer = 0
+    tail = span / 2  # from the first delivery of a run to its end
+    for rnd_no in range(ROUNDS):
+        # Each round starts with about 30 messages to fetch, so that a kill time drawn over
+        # the length of a 30-message fetch can land anywhere in it, QUIT included.
+        backlog = len(everything) - count()
+        if backlog < 30:
+            add(30 - backlog + rnd.randint(0, 5))
+        configure(rnd.choice(["yes", "yes", "no", "3d"]))
+        before = count()
+        t1 = time.monotonic()
+        p = client.popen("fetch")
+        first = None
+        if rnd_no % 2:
+            # anywhere in the run: connect, TLS, login, listings, transfer, QUIT
+            kill_at = t1 + rnd.uniform(0, span * 1.1)
+        else:
+            # after the first delivery of this run, where the commits, journal records and
+            # DELEs happen (the start-up is a large share of a run, the more so under ASan)
+            deadline = t1 + ct.t(span * 3)
+            while count() == before and p.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.002)
+            first = time.monotonic()
+            kill_at = first + rnd.uniform(0, tail * 1.1)
+        while p.poll() is None and time.monotonic() < kill_at:
+            time.sleep(0.002)
+        ended = time.monotonic()
+        if p.poll() is None:
+            p.send_signal(signal.SIGKILL)
+            killed += 1
+            mid_transfer += count() > before
+            p.communicate(timeout=ct.t(30))
+        else:
+            finished += 1
+            p.communicate(timeout=ct.t(30))
+            # A clean run fetched a full backlog: its length is what a fetch takes now. (A run
+            # can also end early with [IN-USE] while gannetd still holds the maildrop of the
+            # session killed just before; that says nothing about the length of a fetch.)
+            if p.returncode == 0:
+                span = 0.8 * span + 0.2 * (ended - t1)
+                if first is not None:
+                    tail = 0.8 * tail + 0.2 * (ended - first)
+        assert time.monotonic() - started < ct.t(240), "crash loop takes too long"
+
+    during = len(client.delivered())
+    configure("yes")
+    r = final_fetch(client)
+    assert r.returncode == 0, r.stderr
+    got = collections.Counter(ct.sha(b) for b in client.delivered().values())
+    dups = {k: v for k, v in got.items() if v > 1}
+    lost = set(everything) - set(got)
+    extra = set(got) - set(everything)
+    line = ("crash loop: seed %d, %d rounds: %d killed (%d of them after delivering some "
+            "messages), %d finished; %d messages, %d delivered during the loop; %d duplicates, "
+            "%d lost, %d unexpected; %.0f s"
+            % (seed, ROUNDS, killed, mid_transfer, finished, len(everything), during,
+               len(dups), len(lost), len(extra), time.monotonic() - started))
+    print(line)
+    if os.environ.get("GANNET_FIGURES"):
+        with open(os.environ["GANNET_FIGURES"], "a") as f:
+            f.write(line + "\n")
+    assert not dups and not lost and not extra, line
+    # Every local copy is byte-exact, and no half-written file is left in tmp/.
+    want = {ct.sha(ct.local_form(d)) for d in everything.values()}
+    assert set(got) == want
+    assert client.tmp_files() == []
+    # What the server still holds was all delivered; a final delete run empties it and changes
+    # nothing locally.
+    configure("no")
+    r = final_fetch(client)
+    assert r.returncode == 0, r.stderr
+    assert srv.stat("alice") == (0, 0)
+    assert collections.Counter(ct.sha(b) for b in client.delivered().values()) == got
+    assert killed >= ROUNDS // 2 and mid_transfer >= ROUNDS // 4, line
+    assert time.monotonic() - started < ct.t(240), line
