@@ -49,7 +49,8 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 PROGRAMS := $(BUILD)/gannetd $(BUILD)/gannetctl $(if $(GANNET_SRCS),$(BUILD)/gannet) \
 	    $(if $(BENCH_SRCS),$(BUILD)/gannet-bench)
 
-.PHONY: all run test test-unit test-integration test-asan fuzz fuzz-smoke bench deps clean format
+.PHONY: all run test test-unit test-integration test-client test-bench-smoke test-asan fuzz \
+	fuzz-smoke bench deps clean format
 all: $(PROGRAMS)
 
 $(BUILD)/obj/%.o: %.c
@@ -88,9 +89,19 @@ PYTEST = /usr/bin/python3 -m pytest -q -p no:cacheprovider
 test-integration: all
 	GANNET_BUILD=$(abspath $(BUILD)) $(PYTEST) tests/integration $(PYTEST_ARGS)
 
+# The fetch client against the real gannetd and a scripted hostile server, with the crash loop.
+test-client: all
+	GANNET_BUILD=$(abspath $(BUILD)) $(PYTEST) tests/client $(PYTEST_ARGS)
+
+# A few seconds of every benchmark mode, so the benchmark code never rots (make bench is the
+# real run, outside the test suite).
+test-bench-smoke: all
+	bench/smoke.sh $(abspath $(BUILD))
+
 test-asan:
 	$(MAKE) SAN=1 all test-unit
 	GANNET_BUILD=$(abspath build/asan) GANNET_ASAN=1 $(PYTEST) tests/integration $(PYTEST_ARGS)
+	GANNET_BUILD=$(abspath build/asan) GANNET_ASAN=1 $(PYTEST) tests/client $(PYTEST_ARGS)
 
 # libFuzzer targets need clang; each target links the lib sources it exercises directly.
 FUZZ_BUILD = build/fuzz
@@ -114,6 +125,8 @@ fuzz:
 test: deps
 	$(MAKE) all test-unit
 	$(MAKE) test-integration
+	$(MAKE) test-client
+	$(MAKE) test-bench-smoke
 	$(MAKE) test-asan
 	$(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
@@ -130,7 +143,8 @@ bench:
 
 format:
 	clang-format -i $(LIB_SRCS) $(wildcard lib/*.h) $(GANNETD_SRCS) $(wildcard gannetd/*.h) \
-	  $(GANNETCTL_SRCS) $(UNIT_SRCS) $(FUZZ_SRCS)
+	  $(GANNETCTL_SRCS) $(wildcard gannetctl/*.h) $(GANNET_SRCS) $(wildcard gannet/*.h) \
+	  $(BENCH_SRCS) $(wildcard bench/*.h) $(UNIT_SRCS) $(FUZZ_SRCS)
 
 clean:
 	rm -rf build
