@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "gannet_limits.h"
+#include "log.h"
 
 enum line_result client_read_line(struct evbuffer *in, struct line_reader *lr, char *line,
                                   size_t line_size, size_t *len_r)
@@ -55,6 +56,22 @@ void client_reply(struct bufferevent *bev, const char *fmt, ...)
 	buf[n++] = '\r';
 	buf[n++] = '\n';
 	bufferevent_write(bev, buf, (size_t)n);
+}
+
+void client_reply_dropped(struct bufferevent *bev, enum line_result r)
+{
+	client_reply(bev, r == LINE_TOO_LONG ? "-ERR Command line too long"
+	                                     : "-ERR Invalid characters in command");
+}
+
+bool client_bad_command(struct bufferevent *bev, unsigned *bad, long limit, const char *session,
+                        const char *ip)
+{
+	if (++*bad < (unsigned long)limit)
+		return false;
+	client_reply(bev, "-ERR Too many bad commands, closing connection");
+	log_info("session=%s ip=%s event=too_many_bad_commands", session, ip);
+	return true;
 }
 
 const struct cmd_def *cmd_lookup(const struct cmd_def *table, const char *keyword)

@@ -290,11 +290,9 @@ static void handle_line(struct lconn *c, char *line, size_t len)
 		r = def->handler(c, &cmd);
 	}
 	explicit_bzero(line, len);
-	if (r == CMD_ERR && ++c->bad >= (unsigned)env->conf.max_bad_commands) {
-		client_reply(c->bev, "-ERR Too many bad commands, closing connection");
-		log_info("session=%s ip=%s event=too_many_bad_commands", c->session, c->ip);
+	if (r == CMD_ERR &&
+	    client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session, c->ip))
 		r = CMD_CLOSE;
-	}
 	if (r == CMD_CLOSE)
 		close_after_flush(c);
 }
@@ -313,10 +311,9 @@ static void process_input(struct lconn *c)
 			handle_line(c, line, len);
 			continue;
 		}
-		client_reply(c->bev, r == LINE_TOO_LONG ? "-ERR Command line too long"
-		                                        : "-ERR Invalid characters in command");
-		if (++c->bad >= (unsigned)env->conf.max_bad_commands) {
-			client_reply(c->bev, "-ERR Too many bad commands, closing connection");
+		client_reply_dropped(c->bev, r);
+		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
+		                       c->ip)) {
 			close_after_flush(c);
 			return;
 		}

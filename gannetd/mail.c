@@ -506,11 +506,9 @@ static void handle_line(struct msess *s, char *line, size_t len)
 	} else {
 		r = def->handler(s, &cmd);
 	}
-	if (r == CMD_ERR && ++s->bad >= (unsigned)env->conf.max_bad_commands) {
-		client_reply(s->bev, "-ERR Too many bad commands, closing connection");
-		log_info("session=%s ip=%s event=too_many_bad_commands", s->session, s->ip);
+	if (r == CMD_ERR &&
+	    client_bad_command(s->bev, &s->bad, env->conf.max_bad_commands, s->session, s->ip))
 		r = CMD_CLOSE;
-	}
 	if (r == CMD_CLOSE)
 		close_after_flush(s);
 }
@@ -529,10 +527,9 @@ static void process_input(struct msess *s)
 			handle_line(s, line, len);
 			continue;
 		}
-		client_reply(s->bev, r == LINE_TOO_LONG ? "-ERR Command line too long"
-		                                        : "-ERR Invalid characters in command");
-		if (++s->bad >= (unsigned)env->conf.max_bad_commands) {
-			client_reply(s->bev, "-ERR Too many bad commands, closing connection");
+		client_reply_dropped(s->bev, r);
+		if (client_bad_command(s->bev, &s->bad, env->conf.max_bad_commands, s->session,
+		                       s->ip)) {
 			close_after_flush(s);
 			return;
 		}
