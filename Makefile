@@ -20,7 +20,8 @@ SANFLAGS =
 OPT = -O2 -g
 endif
 
-PKGS = libevent libevent_openssl openssl libcrypt libargon2 libsystemd
+PKGS = libevent libevent_openssl openssl libcrypt libargon2 libsystemd libgsasl libjwt jansson \
+       liboath libqrencode
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -29,7 +30,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wstrict-protot
 CFLAGS_ALL = -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(OPT) $(WARN) $(SANFLAGS) \
 	     -Ilib $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
-LIBS_ALL = $(PKG_LIBS) -lpthread
+LIBS_ALL = $(PKG_LIBS) -lpasswdqc -lpthread
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 GANNETD_SRCS := $(sort $(wildcard gannetd/*.c))

@@ -92,6 +92,30 @@ static const struct conf_opt opts[] = {
      "empty directory the login processes chroot into when started as root"},
     {"log_level", CT_ENUM, OFF(log_level), 0, 0, 0, "info", log_level_names,
      "error | warning | info | debug"},
+    {"auth_dir", CT_PATH, OFF(auth_dir), SZ(auth_dir), 0, 0, "/var/lib/gannet", NULL,
+     "account security state: app passwords, TOTP, APOP secrets (writable by auth_user)"},
+    {"auth_mechanisms", CT_STR, OFF(auth_mechanisms), SZ(auth_mechanisms), 0, 0,
+     "PLAIN LOGIN SCRAM-SHA-256 SCRAM-SHA-256-PLUS SCRAM-SHA-1 SCRAM-SHA-1-PLUS OAUTHBEARER "
+     "XOAUTH2",
+     NULL,
+     "SASL mechanisms offered (PLAIN and LOGIN only with TLS or from trusted_networks; "
+     "OAUTHBEARER and XOAUTH2 only with oauth_jwks set)"},
+    {"auth_failure_delay", CT_LONG, OFF(auth_failure_delay), 0, 0, 60, "2", NULL,
+     "seconds before the first failed login reply from an address; doubles with each failure"},
+    {"auth_failure_delay_max", CT_LONG, OFF(auth_failure_delay_max), 0, 0, 600, "30", NULL,
+     "cap on the failed login reply delay, seconds"},
+    {"auth_ip_max_failures", CT_LONG, OFF(auth_ip_max_failures), 0, 1, 100000, "10", NULL,
+     "failed logins from one address (IPv6: one /64) before it is refused"},
+    {"auth_ip_block_time", CT_LONG, OFF(auth_ip_block_time), 0, 0, 86400, "900", NULL,
+     "seconds an address stays refused; failures are forgotten after the same time"},
+    {"oauth_jwks", CT_PATH, OFF(oauth_jwks), SZ(oauth_jwks), 0, 0, "", NULL,
+     "JWKS file with the issuer's public keys; empty disables OAUTHBEARER and XOAUTH2"},
+    {"oauth_issuer", CT_STR, OFF(oauth_issuer), SZ(oauth_issuer), 0, 0, "", NULL,
+     "required iss claim of bearer tokens"},
+    {"oauth_audience", CT_STR, OFF(oauth_audience), SZ(oauth_audience), 0, 0, "", NULL,
+     "required aud claim of bearer tokens"},
+    {"oauth_user_claim", CT_STR, OFF(oauth_user_claim), SZ(oauth_user_claim), 0, 0, "email",
+     NULL, "claim that names the user (email, sub, preferred_username, ...)"},
 };
 
 static char *trim(char *s)

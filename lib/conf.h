@@ -49,6 +49,16 @@ struct conf {
 	char auth_user[64];
 	char login_chroot[GANNET_PATH_MAX];
 	int log_level; /* enum log_level */
+	char auth_dir[GANNET_PATH_MAX];
+	char auth_mechanisms[256];
+	long auth_failure_delay;
+	long auth_failure_delay_max;
+	long auth_ip_max_failures;
+	long auth_ip_block_time;
+	char oauth_jwks[GANNET_PATH_MAX];
+	char oauth_issuer[256];
+	char oauth_audience[256];
+	char oauth_user_claim[64];
 	bool have_tls;
 };
 
