@@ -111,13 +111,51 @@ static int parse_mail(const char *v, size_t len, char *out, size_t size, const c
 	return 0;
 }
 
+static _Thread_local char field_error[160];
+
+/* A SCRAM verifier word: checked now, so that a broken one is reported with its file and line
+ * rather than failing a client's AUTH later. */
+static int parse_scram(const char *key, enum scram_hash h, const char *v, size_t len, char *out,
+                       size_t size, const char **error_r)
+{
+	struct scram_secret secret;
+	const char *reason;
+
+	if (out[0] != '\0') {
+		snprintf(field_error, sizeof(field_error), "%s= given twice", key);
+		*error_r = field_error;
+		return -1;
+	}
+	if (len > SCRAM_FIELD_MAX || len >= size) {
+		snprintf(field_error, sizeof(field_error), "%s=: verifier longer than %d bytes",
+		         key, SCRAM_FIELD_MAX);
+		*error_r = field_error;
+		return -1;
+	}
+	memcpy(out, v, len);
+	out[len] = '\0';
+	if (len == 0 || scram_parse(h, out, &secret, &reason) < 0) {
+		snprintf(field_error, sizeof(field_error), "%s=: %s", key,
+		         len == 0 ? "empty verifier" : reason);
+		*error_r = field_error;
+		out[0] = '\0';
+		return -1;
+	}
+	return 0;
+}
+
+static bool key_is(const char *s, size_t klen, const char *key)
+{
+	return klen == strlen(key) && memcmp(s, key, klen) == 0;
+}
+
 static int parse_extra(const char *s, size_t len, struct userdb_entry *e, const char **error_r)
 {
 	size_t i = 0;
 
 	while (i < len) {
-		size_t start, end;
-		const char *eq;
+		size_t start, end, klen, vlen;
+		const char *eq, *v;
 
 		while (i < len && s[i] == ' ')
 			i++;
@@ -130,11 +168,19 @@ static int parse_extra(const char *s, size_t len, struct userdb_entry *e, const 
 		eq = memchr(s + start, '=', end - start);
 		if (eq == NULL)
 			continue;
-		if (((size_t)(eq - (s + start)) == 11 &&
-		     memcmp(s + start, "userdb_mail", 11) == 0) ||
-		    ((size_t)(eq - (s + start)) == 4 && memcmp(s + start, "mail", 4) == 0)) {
-			if (parse_mail(eq + 1, (size_t)(s + end - (eq + 1)), e->mail,
-			               sizeof(e->mail), error_r) < 0)
+		klen = (size_t)(eq - (s + start));
+		v = eq + 1;
+		vlen = (size_t)(s + end - v);
+		if (key_is(s + start, klen, "userdb_mail") || key_is(s + start, klen, "mail")) {
+			if (parse_mail(v, vlen, e->mail, sizeof(e->mail), error_r) < 0)
+				return -1;
+		} else if (key_is(s + start, klen, "scram-sha-1")) {
+			if (parse_scram("scram-sha-1", SCRAM_SHA1, v, vlen, e->scram_sha1,
+			                sizeof(e->scram_sha1), error_r) < 0)
+				return -1;
+		} else if (key_is(s + start, klen, "scram-sha-256")) {
+			if (parse_scram("scram-sha-256", SCRAM_SHA256, v, vlen, e->scram_sha256,
+			                sizeof(e->scram_sha256), error_r) < 0)
 				return -1;
 		}
 	}
@@ -203,6 +249,14 @@ static bool has_any(const char *s, const char *chars)
 	return false;
 }
 
+static bool scram_ok(enum scram_hash h, const char *v)
+{
+	struct scram_secret secret;
+	const char *error;
+
+	return v[0] == '\0' || scram_parse(h, v, &secret, &error) == 0;
+}
+
 int userdb_format_line(const struct userdb_entry *e, char *out, size_t size)
 {
 	char uid[16] = "", gid[16] = "";
@@ -210,18 +264,28 @@ int userdb_format_line(const struct userdb_entry *e, char *out, size_t size)
 	size_t min;
 	int n;
 
-	/* Refuse what would split a field or a line, so a bad value cannot forge a second user. */
+	/* Refuse what would split a field or a line, so a bad value cannot forge a second user;
+	 * a verifier that passes scram_parse holds neither ':' nor ' '. */
 	if (userdb_valid_name(e->user, strnlen(e->user, sizeof(e->user)), &error) < 0 ||
-	    has_any(e->pwhash, ":") || has_any(e->home, ":") || has_any(e->mail, ": "))
+	    has_any(e->pwhash, ":") || has_any(e->home, ":") || has_any(e->mail, ": ") ||
+	    !scram_ok(SCRAM_SHA1, e->scram_sha1) || !scram_ok(SCRAM_SHA256, e->scram_sha256))
 		return -1;
 	if (e->uid != (uid_t)-1)
 		snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
 	if (e->gid != (gid_t)-1)
 		snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
-	n = snprintf(out, size, "%s:%s:%s:%s::%s::%s%s\n", e->user, e->pwhash, uid, gid, e->home,
-	             e->mail[0] != '\0' ? "userdb_mail=maildir:" : "", e->mail);
-	if (n < 0 || (size_t)n >= size || (size_t)n > USERDB_LINE_MAX)
+	n = snprintf(out, size, "%s:%s:%s:%s::%s::%s%s%s%s%s%s%s%s\n", e->user, e->pwhash, uid, gid,
+	             e->home, e->mail[0] != '\0' ? "userdb_mail=maildir:" : "", e->mail,
+	             e->mail[0] != '\0' && e->scram_sha1[0] != '\0' ? " " : "",
+	             e->scram_sha1[0] != '\0' ? "scram-sha-1=" : "", e->scram_sha1,
+	             (e->mail[0] != '\0' || e->scram_sha1[0] != '\0') && e->scram_sha256[0] != '\0'
+	                 ? " "
+	                 : "",
+	             e->scram_sha256[0] != '\0' ? "scram-sha-256=" : "", e->scram_sha256);
+	if (n < 0 || (size_t)n >= size || (size_t)n > USERDB_LINE_MAX) {
+		explicit_bzero(out, size);
 		return -1;
+	}
 	/* Drop empty trailing fields ("bob:{PLAIN}pw" rather than "bob:{PLAIN}pw::::::"); no field
 	 * can end in ':', so only separators go. */
 	min = strlen(e->user) + 1 + strlen(e->pwhash);
@@ -318,6 +382,8 @@ int userdb_lookup(const char *path, const char *user, struct userdb_entry *e, co
 	fclose(fp);
 	if (ret != 1) {
 		explicit_bzero(e->pwhash, sizeof(e->pwhash));
+		explicit_bzero(e->scram_sha1, sizeof(e->scram_sha1));
+		explicit_bzero(e->scram_sha256, sizeof(e->scram_sha256));
 		e->user[0] = '\0';
 	}
 	return ret;

@@ -2,9 +2,11 @@
  *   user:{SCHEME}hash:uid:gid:gecos:home::extra
  * Fields after the hash may be missing ("user:{PLAIN}pw" is a whole line). "extra" is the rest of
  * the line, space-separated key=value fields: userdb_mail=maildir:/path or mail=... (Dovecot's
- * ":KEY=VALUE" options after the path are ignored), the others are ignored; nopassword is not
- * supported. Lines starting with '#' and empty lines are ignored. A line is at most
- * USERDB_LINE_MAX bytes with its '\n'; a trailing '\r' is dropped. */
+ * ":KEY=VALUE" options after the path are ignored), scram-sha-1=VERIFIER and
+ * scram-sha-256=VERIFIER (SCRAM verifiers, see scram.h; at most once each), the others are
+ * ignored (as Dovecot ignores ours); nopassword is not supported. Lines starting with '#' and empty
+ * lines are ignored. A line is at most USERDB_LINE_MAX bytes with its '\n'; a trailing '\r' is
+ * dropped. */
 #ifndef GANNET_USERDB_H
 #define GANNET_USERDB_H
 
@@ -14,6 +16,7 @@
 
 #include "gannet_limits.h"
 #include "pwhash.h"
+#include "scram.h"
 
 struct userdb_entry {
 	char user[USERNAME_MAX + 1];
@@ -23,6 +26,8 @@ struct userdb_entry {
 	char home[GANNET_PATH_MAX];
 	char mail[GANNET_PATH_MAX]; /* from userdb_mail= / mail= in extra ("maildir:" stripped), or
 	                               "" */
+	char scram_sha1[SCRAM_FIELD_MAX + 1];   /* scram-sha-1= verifier text, or "" */
+	char scram_sha256[SCRAM_FIELD_MAX + 1]; /* scram-sha-256= verifier text, or "" */
 };
 
 /* Check a user name: 1..USERNAME_MAX bytes, "local" or "local@domain" (one '@', neither part
@@ -31,13 +36,16 @@ struct userdb_entry {
 int userdb_valid_name(const char *name, size_t len, const char **error_r);
 
 /* Parse one passwd-file line (no newline). uid and gid are strict decimals below 2^32-1, empty
- * -> (uid_t)-1; home is empty or absolute. 0, or -1 with *ERROR_R, a static string (the caller
- * adds file:line). */
+ * -> (uid_t)-1; home is empty or absolute; a scram-sha-1= or scram-sha-256= verifier must pass
+ * scram_parse and appear at most once. 0, or -1 with *ERROR_R (the caller adds file:line): a
+ * static string, or for a broken verifier a thread-local one naming the field, valid until the
+ * next call in the same thread. */
 int userdb_parse_line(const char *line, struct userdb_entry *e, const char **error_r);
 
 /* Format E as a passwd-file line (with '\n') into OUT: "user:hash:uid:gid::home::userdb_mail=
- * maildir:mail". 0, or -1 when it does not fit in SIZE or USERDB_LINE_MAX, or when a field holds
- * a separator (':', '\n', a space in mail) or the name is invalid. */
+ * maildir:mail scram-sha-1=V1 scram-sha-256=V2" (empty values left out). 0, or -1 when it does
+ * not fit in SIZE or USERDB_LINE_MAX, when a field holds a separator (':', '\n', a space in mail),
+ * a verifier fails scram_parse, or the name is invalid. */
 int userdb_format_line(const struct userdb_entry *e, char *out, size_t size);
 
 /* Look USER up in the file PATH (read each time: the file is the source of truth, and editing it

@@ -1,4 +1,5 @@
-/* Unit tests for lib/userdb.c: names, passwd-file lines, lookup, mail path templates. */
+/* Unit tests for lib/userdb.c: names, passwd-file lines, lookup, mail path templates, SCRAM
+ * verifier fields. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -413,6 +414,111 @@ static void test_mail_path(void **state)
 	expand_bad("/var/mail/%n", "jo", "", 0);
 }
 
+/* Verifiers from tests/unit/test_scram.c (RFC 5802 and RFC 7677 "pencil"). */
+#define V1                                                                                         \
+	"4096,QSXCR+Q6sek8bf92,e9d94660c39d65c38fbad91c358f14da0eef2bd6,"                          \
+	"0fe09258b3ac852ba502cc62ba903eaacdbf7d31"
+#define V256                                                                                       \
+	"4096,W22ZaJ0SNY7soEsUEjb6gQ==,"                                                           \
+	"586e5df283e6dceb5c3e791d8b8528ec191e664045ce971792e2e6b5bb13e2a6,"                        \
+	"c1f3cbc1c13a9d35a14c0990eed97629ea225863e566a4314ab99f3f00e5d9d5"
+
+static void test_scram_fields(void **state)
+{
+	struct userdb_entry e, f;
+	char line[USERDB_LINE_MAX + 1];
+	const char *error = NULL;
+
+	(void)state;
+	/* A Dovecot line without verifiers: both empty, nothing required. */
+	assert_int_equal(
+	    userdb_parse_line("u:{PLAIN}x:1:1::/h::userdb_mail=maildir:/m/u", &e, &error), 0);
+	assert_string_equal(e.scram_sha1, "");
+	assert_string_equal(e.scram_sha256, "");
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), 0);
+	assert_string_equal(line, "u:{PLAIN}x:1:1::/h::userdb_mail=maildir:/m/u\n");
+
+	/* Both, in any order, among other words that stay ignored. */
+	assert_int_equal(userdb_parse_line("u:{PLAIN}x:1:1::/h::foo=bar scram-sha-256=" V256
+	                                   "  userdb_mail=maildir:/m/u scram-sha-1=" V1 " nokey",
+	                                   &e, &error),
+	                 0);
+	assert_string_equal(e.scram_sha1, V1);
+	assert_string_equal(e.scram_sha256, V256);
+	assert_string_equal(e.mail, "/m/u");
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), 0);
+	assert_string_equal(line, "u:{PLAIN}x:1:1::/h::userdb_mail=maildir:/m/u scram-sha-1=" V1
+	                          " scram-sha-256=" V256 "\n");
+	line[strlen(line) - 1] = '\0';
+	assert_int_equal(userdb_parse_line(line, &f, &error), 0);
+	assert_memory_equal(&e, &f, sizeof(e));
+
+	/* Without mail, and with only one of them. */
+	assert_int_equal(userdb_parse_line("bob:{PLAIN}pw::::::scram-sha-256=" V256, &e, &error),
+	                 0);
+	assert_string_equal(e.scram_sha1, "");
+	assert_string_equal(e.scram_sha256, V256);
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), 0);
+	assert_string_equal(line, "bob:{PLAIN}pw::::::scram-sha-256=" V256 "\n");
+	snprintf(e.scram_sha1, sizeof(e.scram_sha1), "%s", V1);
+	e.scram_sha256[0] = '\0';
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), 0);
+	assert_string_equal(line, "bob:{PLAIN}pw::::::scram-sha-1=" V1 "\n");
+
+	/* A broken verifier in the entry is not written. */
+	snprintf(e.scram_sha1, sizeof(e.scram_sha1), "4096,x x,y:z,w");
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), -1);
+	snprintf(e.scram_sha1, sizeof(e.scram_sha1), "%s", V256);
+	assert_int_equal(userdb_format_line(&e, line, sizeof(line)), -1);
+}
+
+static void scram_bad(const char *line, const char *want)
+{
+	struct userdb_entry e;
+	const char *error = NULL;
+
+	if (userdb_parse_line(line, &e, &error) != -1)
+		fail_msg("accepted: %s", line);
+	assert_non_null(error);
+	if (strcmp(error, want) != 0)
+		fail_msg("%s: error \"%s\", want \"%s\"", line, error, want);
+}
+
+static void test_scram_broken(void **state)
+{
+	char big[USERDB_LINE_MAX];
+	struct userdb_entry e;
+	const char *error = NULL, *path;
+
+	(void)state;
+	scram_bad("u:x::::::scram-sha-1=" V256,
+	          "scram-sha-1=: key is not hex of the hash length (40 digits SHA-1, 64 SHA-256)");
+	scram_bad(
+	    "u:x::::::scram-sha-256=" V1,
+	    "scram-sha-256=: key is not hex of the hash length (40 digits SHA-1, 64 SHA-256)");
+	scram_bad("u:x::::::scram-sha-1=", "scram-sha-1=: empty verifier");
+	scram_bad("u:x::::::scram-sha-256=1,2,3,4",
+	          "scram-sha-256=: iteration count is not a decimal from 4096 to 1000000");
+	scram_bad("u:x::::::scram-sha-1=" V1 " scram-sha-1=" V1, "scram-sha-1= given twice");
+	snprintf(big, sizeof(big), "u:x::::::scram-sha-1=%0300d", 0);
+	scram_bad(big, "scram-sha-1=: verifier longer than 256 bytes");
+	/* Keys compare exactly: these are other words, ignored as before. */
+	assert_int_equal(
+	    userdb_parse_line("u:x::::::SCRAM-SHA-1=junk scram-sha-1x=junk", &e, &error), 0);
+	assert_string_equal(e.scram_sha1, "");
+
+	/* The lookup names file, line and field. */
+	path = write_file("a:{PLAIN}a scram-sha-1=x\n"
+	                  "b:{PLAIN}b::::::scram-sha-256=4096,AA==,00,00\n",
+	                  71);
+	assert_int_equal(userdb_lookup(path, "a", &e, &error), 1);
+	assert_int_equal(userdb_lookup(path, "b", &e, &error), -1);
+	assert_non_null(
+	    strstr(error, "/passwd:2: scram-sha-256=: salt is not base64 of 8 to 45 bytes"));
+	assert_string_equal(e.scram_sha256, "");
+	assert_int_equal(unlink(path), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,7 +526,8 @@ int main(void)
 	    cmocka_unit_test(test_parse_short),   cmocka_unit_test(test_parse_bad),
 	    cmocka_unit_test(test_format),        cmocka_unit_test(test_lookup),
 	    cmocka_unit_test(test_lookup_broken), cmocka_unit_test(test_lookup_long_line),
-	    cmocka_unit_test(test_mail_path),
+	    cmocka_unit_test(test_mail_path),     cmocka_unit_test(test_scram_fields),
+	    cmocka_unit_test(test_scram_broken),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
