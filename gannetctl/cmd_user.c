@@ -9,6 +9,7 @@
 #include "gannet_limits.h"
 #include "log.h"
 #include "pwhash.h"
+#include "scram.h"
 #include "strnum.h"
 #include "userdb.h"
 
@@ -31,20 +32,43 @@ static int check_name(const char *name)
 	return 0;
 }
 
-/* Reads a password and hashes it with SCHEME into OUT; the password is wiped either way. */
-static int new_hash(const struct cmd_args *a, char *out, size_t size)
+/* What a new password becomes in the user file: the hash and both SCRAM verifiers. */
+struct secrets {
+	char hash[PWHASH_MAX + 1];
+	char scram_sha1[SCRAM_FIELD_MAX + 1];
+	char scram_sha256[SCRAM_FIELD_MAX + 1];
+};
+
+/* Reads a password, checks its quality for user NAME (GECOS and HOME may be "") unless NAME is
+ * NULL or --force was given, and hashes it with --scheme into S->hash; with SCRAM, also makes
+ * both verifiers. The password is wiped either way. */
+static int new_secrets(const struct cmd_args *a, const char *name, const char *gecos,
+                       const char *home, bool scram, struct secrets *s)
 {
 	char pw[PASSWORD_MAX + 2];
 	size_t len = 0;
 	const char *error;
 	int ret = -1;
 
-	if (password_read(args_get(a, "--password-stdin") != NULL, pw, sizeof(pw), &len) == 0) {
-		ret = pwhash_make(pw, len, args_get(a, "--scheme"), out, size, &error);
-		if (ret < 0)
-			warnx("%s", error);
+	memset(s, 0, sizeof(*s));
+	if (password_read(args_get(a, "--password-stdin") != NULL, pw, sizeof(pw), &len) < 0)
+		goto out;
+	if (name != NULL && args_get(a, "--force") == NULL &&
+	    password_quality(pw, name, gecos, home) < 0)
+		goto out;
+	if (pwhash_make(pw, len, args_get(a, "--scheme"), s->hash, sizeof(s->hash), &error) < 0 ||
+	    (scram && (scram_make(SCRAM_SHA1, pw, len, SCRAM_ITER_DEFAULT, s->scram_sha1,
+	                          sizeof(s->scram_sha1), &error) < 0 ||
+	               scram_make(SCRAM_SHA256, pw, len, SCRAM_ITER_DEFAULT, s->scram_sha256,
+	                          sizeof(s->scram_sha256), &error) < 0))) {
+		warnx("%s", error);
+		goto out;
 	}
+	ret = 0;
+out:
 	explicit_bzero(pw, sizeof(pw));
+	if (ret < 0)
+		explicit_bzero(s, sizeof(*s));
 	return ret;
 }
 
@@ -157,6 +181,7 @@ int cmd_user_add(const struct cmd_args *a)
 	const char *name = args_get(a, "NAME");
 	char line[USERDB_LINE_MAX + 1], *data = NULL;
 	struct userdb_entry e;
+	struct secrets sec;
 	struct userfile uf = {.lock_fd = -1};
 	size_t llen;
 	bool need_nl;
@@ -171,8 +196,12 @@ int cmd_user_add(const struct cmd_args *a)
 		return EXIT_FAIL;
 	}
 	userfile_close(&uf);
-	if (new_hash(a, e.pwhash, sizeof(e.pwhash)) < 0)
+	if (new_secrets(a, name, "", e.home, true, &sec) < 0)
 		return EXIT_FAIL;
+	memcpy(e.pwhash, sec.hash, sizeof(e.pwhash));
+	memcpy(e.scram_sha1, sec.scram_sha1, sizeof(e.scram_sha1));
+	memcpy(e.scram_sha256, sec.scram_sha256, sizeof(e.scram_sha256));
+	explicit_bzero(&sec, sizeof(sec));
 	if (userdb_format_line(&e, line, sizeof(line)) < 0) {
 		warnx("the entry for '%s' does not fit in a user file line", shown(name));
 		goto out;
@@ -202,13 +231,127 @@ out:
 	return ret;
 }
 
+/* Field N (0 = user) of a passwd-file LINE: *START and *LEN, or false when the line has fewer
+ * fields. The extra field (7) runs to the end of the line. */
+static bool line_field(const char *line, size_t len, unsigned n, size_t *start, size_t *flen)
+{
+	size_t pos = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		const char *colon = memchr(line + pos, ':', len - pos);
+
+		if (colon == NULL)
+			return false;
+		pos = (size_t)(colon - line) + 1;
+	}
+	*start = pos;
+	if (n == 7) {
+		*flen = len - pos;
+	} else {
+		const char *colon = memchr(line + pos, ':', len - pos);
+
+		*flen = colon != NULL ? (size_t)(colon - (line + pos)) : len - pos;
+	}
+	return true;
+}
+
+static int put(char *out, size_t size, size_t *pos, const char *s, size_t len)
+{
+	if (len >= size - *pos)
+		return -1;
+	memcpy(out + *pos, s, len);
+	*pos += len;
+	return 0;
+}
+
+/* The line for NAME with new secrets: the hash field replaced, the extra field's scram-sha-1=
+ * and scram-sha-256= words (old verifiers would still accept the old password) replaced by the
+ * new ones, every other field and extra word kept as it was (words joined by one space). Missing
+ * fields are added empty; a CR before the line's '\n' stays. OUT gets the line without '\n'. 0,
+ * or -1 when it would not fit in SIZE. */
+static int rewrite_line(const char *line, size_t len, const struct secrets *sec, char *out,
+                        size_t size, size_t *out_len)
+{
+	static const char *const words[] = {"scram-sha-1=", "scram-sha-256="};
+	const char *values[] = {sec->scram_sha1, sec->scram_sha256};
+	size_t pos = 0, start, flen, i;
+	bool cr = len > 0 && line[len - 1] == '\r', first = true;
+
+	if (cr)
+		len--;
+	if (!line_field(line, len, 0, &start, &flen) || put(out, size, &pos, line, flen) < 0 ||
+	    put(out, size, &pos, ":", 1) < 0 ||
+	    put(out, size, &pos, sec->hash, strlen(sec->hash)) < 0)
+		return -1;
+	for (unsigned n = 2; n < 7; n++) {
+		if (put(out, size, &pos, ":", 1) < 0)
+			return -1;
+		if (line_field(line, len, n, &start, &flen) &&
+		    put(out, size, &pos, line + start, flen) < 0)
+			return -1;
+	}
+	if (put(out, size, &pos, ":", 1) < 0)
+		return -1;
+	if (line_field(line, len, 7, &start, &flen)) {
+		for (i = start; i < start + flen;) {
+			size_t w = i, wlen;
+			bool drop = false;
+
+			while (w < start + flen && line[w] == ' ')
+				w++;
+			for (i = w; i < start + flen && line[i] != ' ';)
+				i++;
+			wlen = i - w;
+			if (wlen == 0)
+				break;
+			for (size_t k = 0; k < 2; k++) {
+				if (wlen >= strlen(words[k]) &&
+				    memcmp(line + w, words[k], strlen(words[k])) == 0)
+					drop = true;
+			}
+			if (drop)
+				continue;
+			if ((!first && put(out, size, &pos, " ", 1) < 0) ||
+			    put(out, size, &pos, line + w, wlen) < 0)
+				return -1;
+			first = false;
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		if (values[i][0] == '\0')
+			continue;
+		if ((!first && put(out, size, &pos, " ", 1) < 0) ||
+		    put(out, size, &pos, words[i], strlen(words[i])) < 0 ||
+		    put(out, size, &pos, values[i], strlen(values[i])) < 0)
+			return -1;
+		first = false;
+	}
+	if (cr && put(out, size, &pos, "\r", 1) < 0)
+		return -1;
+	*out_len = pos;
+	return 0;
+}
+
+/* Copies field N of LINE into OUT ("" when missing or too long), for the quality check. */
+static void field_copy(const char *line, size_t len, unsigned n, char *out, size_t size)
+{
+	size_t start, flen;
+
+	out[0] = '\0';
+	if (line_field(line, len, n, &start, &flen) && flen < size) {
+		memcpy(out, line + start, flen);
+		out[flen] = '\0';
+	}
+}
+
 int cmd_user_passwd(const struct cmd_args *a)
 {
 	const char *name = args_get(a, "NAME");
-	char hash[PWHASH_MAX + 1], *data = NULL;
+	char gecos[USERDB_LINE_MAX], home[GANNET_PATH_MAX], line[USERDB_LINE_MAX];
+	char *data = NULL;
+	struct secrets sec;
 	struct userfile uf = {.lock_fd = -1};
-	size_t pos = 0, start, line_len, old_start, old_end, hlen, nlen;
-	const char *colon;
+	size_t pos = 0, start, line_len, new_len, nlen, end;
 	int ret = EXIT_FAIL;
 
 	if (check_name(name) < 0)
@@ -217,51 +360,42 @@ int cmd_user_passwd(const struct cmd_args *a)
 		userfile_close(&uf);
 		return EXIT_FAIL;
 	}
+	/* GECOS and home feed passwdqc's "based on personal login information" check. */
+	find_user(uf.data, uf.len, name, &pos, &start, &line_len);
+	field_copy(uf.data + start, line_len, 4, gecos, sizeof(gecos));
+	field_copy(uf.data + start, line_len, 5, home, sizeof(home));
 	userfile_close(&uf);
-	if (new_hash(a, hash, sizeof(hash)) < 0)
+	if (new_secrets(a, name, gecos, home, true, &sec) < 0)
 		return EXIT_FAIL;
 	if (load_checked(a, &uf, name, true, true) < 0)
 		goto out;
-	/* Only the hash field of the first line for NAME changes (the one userdb_lookup uses);
-	 * every other byte of the file, that line's other fields included, stays. */
+	/* Only the first line for NAME changes (the one userdb_lookup uses), and in it only the
+	 * hash and the verifiers; every other byte of the file stays. */
+	pos = 0;
 	find_user(uf.data, uf.len, name, &pos, &start, &line_len);
-	colon = memchr(uf.data + start, ':', line_len);
-	if (colon == NULL) {
-		old_start = old_end = start + line_len;
-	} else {
-		const char *next;
-
-		old_start = (size_t)(colon - uf.data) + 1;
-		next = memchr(colon + 1, ':', start + line_len - old_start);
-		old_end = next != NULL ? (size_t)(next - uf.data) : start + line_len;
-		/* Keep a CRLF line's CR when the hash is the last field. */
-		if (next == NULL && old_end > old_start && uf.data[old_end - 1] == '\r')
-			old_end--;
-	}
-	hlen = strlen(hash);
-	if (line_len - (old_end - old_start) + hlen + (colon == NULL) >= USERDB_LINE_MAX) {
+	if (rewrite_line(uf.data + start, line_len, &sec, line, sizeof(line), &new_len) < 0) {
 		warnx("the line for '%s' would be longer than %d bytes", shown(name),
 		      USERDB_LINE_MAX);
 		goto out;
 	}
-	nlen = uf.len - (old_end - old_start) + hlen + (colon == NULL);
+	end = start + line_len;
+	nlen = start + new_len + (uf.len - end);
 	data = malloc(nlen);
 	if (data == NULL) {
 		warn("malloc");
 		goto out;
 	}
-	memcpy(data, uf.data, old_start);
-	if (colon == NULL)
-		data[old_start] = ':';
-	memcpy(data + old_start + (colon == NULL), hash, hlen);
-	memcpy(data + old_start + (colon == NULL) + hlen, uf.data + old_end, uf.len - old_end);
+	memcpy(data, uf.data, start);
+	memcpy(data + start, line, new_len);
+	memcpy(data + start + new_len, uf.data + end, uf.len - end);
 	if (userfile_replace(&uf, data, nlen) == 0)
 		ret = 0;
 	explicit_bzero(data, nlen);
 	free(data);
 out:
 	userfile_close(&uf);
-	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(&sec, sizeof(sec));
+	explicit_bzero(line, sizeof(line));
 	return ret;
 }
 
@@ -299,6 +433,12 @@ int cmd_user_del(const struct cmd_args *a)
 	explicit_bzero(data, uf.len + 1);
 	free(data);
 	userfile_close(&uf);
+	/* A later user of the same name must not inherit app passwords, TOTP or APOP. */
+	if (ret == 0 && security_forget_user(a, name) < 0) {
+		warnx("user %s deleted, but the account-security store still holds their records",
+		      name);
+		ret = EXIT_FAIL;
+	}
 	return ret;
 }
 
@@ -373,13 +513,14 @@ int cmd_user_list(const struct cmd_args *a)
 
 int cmd_pw(const struct cmd_args *a)
 {
-	char hash[PWHASH_MAX + 1];
+	struct secrets sec;
 	int ret = EXIT_FAIL;
 
-	if (new_hash(a, hash, sizeof(hash)) == 0) {
-		printf("%s\n", hash);
+	/* Like doveadm pw: only the hash, and no quality check (nothing is stored). */
+	if (new_secrets(a, NULL, "", "", false, &sec) == 0) {
+		printf("%s\n", sec.hash);
 		ret = fflush(stdout) == 0 ? 0 : EXIT_FAIL;
 	}
-	explicit_bzero(hash, sizeof(hash));
+	explicit_bzero(&sec, sizeof(sec));
 	return ret;
 }

@@ -21,14 +21,35 @@ static int cmd_help(const struct cmd_args *a);
 
 static const struct command commands[] = {
     {"user add NAME [-s|--scheme SCHEME] [--uid UID] [--gid GID] [--home DIR] [--mail PATH] "
-     "[--password-stdin]",
+     "[--password-stdin] [--force]",
      cmd_user_add, true, "add a user; --uid and --gid go together; PATH may use %u %n %d %h"},
-    {"user passwd NAME [-s|--scheme SCHEME] [--password-stdin]", cmd_user_passwd, true,
+    {"user passwd NAME [-s|--scheme SCHEME] [--password-stdin] [--force]", cmd_user_passwd, true,
      "set a user's password"},
     {"user del NAME", cmd_user_del, true, "delete a user (every line for NAME)"},
     {"user list", cmd_user_list, true, "print each user with home and mail path"},
     {"pw [-s|--scheme SCHEME] [--password-stdin]", cmd_pw, false,
      "print a password hash for a user file line"},
+    {"app-password add USER [--name NAME] [--auth-dir DIR]", cmd_apppw_add, true,
+     "create app password NAME (required) for USER and print it, once"},
+    {"app-password list [USER] [--auth-dir DIR]", cmd_apppw_list, true,
+     "list app passwords with creation and last use"},
+    {"app-password revoke USER NAME [--auth-dir DIR]", cmd_apppw_revoke, true,
+     "delete USER's app password NAME"},
+    {"totp enable USER [--code CODE] [--auth-dir DIR]", cmd_totp_enable, true,
+     "print a TOTP secret as URI and QR code; a correct code activates it"},
+    {"totp disable USER [--auth-dir DIR]", cmd_totp_disable, true, "remove USER's TOTP"},
+    {"totp recovery USER [--auth-dir DIR]", cmd_totp_recovery, true,
+     "print a new set of recovery codes; the old ones stop working"},
+    {"totp status USER [--auth-dir DIR]", cmd_totp_status, true, "off, pending or active"},
+    {"apop enable USER [--password-stdin] [--auth-dir DIR]", cmd_apop_enable, true,
+     "set USER's APOP secret"},
+    {"apop disable USER [--auth-dir DIR]", cmd_apop_disable, true, "remove USER's APOP secret"},
+    {"penalty list", cmd_penalty_list, true,
+     "addresses and accounts with recent failed logins (from the running gannetd)"},
+    {"penalty clear [WHAT]", cmd_penalty_clear, true,
+     "forget the failures of WHAT (an address, address/64 or user), or of everyone"},
+    {"uidl list USER [-c|--config CONFIG] [--source SOURCE]", cmd_uidl_list, true,
+     "print \"N UIDL\" as a POP3 client would see them (read-only, no lock)"},
     {"help", cmd_help, false, "print this list"},
 };
 
@@ -167,13 +188,23 @@ static void parse_arguments(int argc, char **argv, struct cmd_args *a)
 {
 	const char *g = current->grammar;
 	struct token t;
-	size_t npos = 0, want = 0, pool = 0;
+	size_t npos = 0, want = 0, need = 0, pool = 0;
 	struct token positional[ARGS_MAX];
 	bool only_positional = false;
 
 	while (next_token(&g, &t)) {
-		if (!is_literal(&t) && t.start[0] != '[' && want < ARGS_MAX)
+		/* "[USER]": an optional positional argument, only at the end of the positionals. */
+		bool optional = t.start[0] == '[' && t.start[1] >= 'A' && t.start[1] <= 'Z';
+
+		if (!is_literal(&t) && (t.start[0] != '[' || optional) && want < ARGS_MAX) {
+			if (optional) {
+				t.start++;
+				t.len -= 2;
+			} else {
+				need = want + 1;
+			}
 			positional[want++] = t;
+		}
 	}
 	for (int i = 0; i < argc; i++) {
 		const char *arg = argv[i];
@@ -220,7 +251,7 @@ static void parse_arguments(int argc, char **argv, struct cmd_args *a)
 		args_put(a, key_pool[pool++], arg);
 		npos++;
 	}
-	if (npos < want) {
+	if (npos < need) {
 		warnx("missing %.*s", (int)positional[npos].len, positional[npos].start);
 		usage_command();
 	}

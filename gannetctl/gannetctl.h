@@ -44,6 +44,23 @@ int cmd_user_passwd(const struct cmd_args *a);
 int cmd_user_del(const struct cmd_args *a);
 int cmd_user_list(const struct cmd_args *a);
 int cmd_pw(const struct cmd_args *a);
+/* Remove USER's app passwords, TOTP and APOP records from the configured auth_dir (nothing when
+ * no configuration names one). 0, or -1 after a warning. */
+int security_forget_user(const struct cmd_args *a, const char *user);
+int cmd_penalty_list(const struct cmd_args *a);
+int cmd_penalty_clear(const struct cmd_args *a);
+/* Account security (cmd_security.c): app passwords, TOTP, APOP secrets in conf auth_dir. */
+int cmd_apppw_add(const struct cmd_args *a);
+int cmd_apppw_list(const struct cmd_args *a);
+int cmd_apppw_revoke(const struct cmd_args *a);
+int cmd_totp_enable(const struct cmd_args *a);
+int cmd_totp_disable(const struct cmd_args *a);
+int cmd_totp_recovery(const struct cmd_args *a);
+int cmd_totp_status(const struct cmd_args *a);
+int cmd_apop_enable(const struct cmd_args *a);
+int cmd_apop_disable(const struct cmd_args *a);
+/* UIDLs a POP3 client would see (cmd_uidl.c), read-only, without the maildrop lock. */
+int cmd_uidl_list(const struct cmd_args *a);
 
 /* A user file read into memory, optionally locked against other gannetctl runs. */
 struct userfile {
@@ -87,5 +104,9 @@ bool userfile_line_user(const char *line, size_t line_len, const char **user, si
  * /dev/tty without echo. Refuses empty, NUL and more than PASSWORD_MAX bytes. BUF holds at least
  * PASSWORD_MAX + 2 bytes; the caller wipes it. 0, or -1 after printing why. */
 int password_read(bool from_stdin, char *buf, size_t size, size_t *len_r);
+
+/* Check PASSWORD with passwdqc's default policy and against user NAME, GECOS and HOME (may be
+ * ""). 0 when acceptable, else -1 after printing "weak password: REASON; use --force ...". */
+int password_quality(const char *password, const char *name, const char *gecos, const char *home);
 
 #endif

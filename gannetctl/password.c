@@ -1,7 +1,10 @@
-/* Reading a new password from the terminal without echo, or as one line from stdin. */
+/* Reading a new password from the terminal without echo, or as one line from stdin; its quality
+ * check with passwdqc. */
 #include <err.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <passwdqc.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -159,4 +162,26 @@ int password_read(bool stdin_line, char *buf, size_t size, size_t *len_r)
 		return -1;
 	}
 	return stdin_line ? from_stdin(buf, size, len_r) : from_tty(buf, size, len_r);
+}
+
+int password_quality(const char *password, const char *name, const char *gecos, const char *home)
+{
+	passwdqc_params_t params;
+	struct passwd pw = {0};
+	const char *reason;
+
+	/* The compile-time defaults (min=disabled,24,11,8,7 max=72 passphrase=3 match=4): no
+	 * /etc/passwdqc.conf, so that the rule is the same on every host. */
+	passwdqc_params_reset(&params);
+	/* passwdqc reads only these; it refuses a password built on any of them. */
+	pw.pw_name = (char *)name;
+	pw.pw_gecos = (char *)gecos;
+	pw.pw_dir = (char *)home;
+	reason = passwdqc_check(&params.qc, password, NULL, &pw);
+	passwdqc_params_free(&params);
+	if (reason != NULL) {
+		warnx("weak password: %s; use --force to store it anyway", reason);
+		return -1;
+	}
+	return 0;
 }

@@ -37,6 +37,8 @@ int conf_value(const char *conf, const char *key, char *out, size_t size)
 		v = c->userdb;
 	else if (strcmp(key, "mail_location") == 0)
 		v = c->mail_location;
+	else if (strcmp(key, "state_dir") == 0)
+		v = c->state_dir;
 	else
 		errx(1, "conf_value: unknown key %s", key);
 	if (strlen(v) >= size) {

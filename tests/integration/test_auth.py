@@ -346,7 +346,7 @@ def test_gannetctl_user_lifecycle(gannet, ctl_env):
     srv.start()
     home = os.path.join(srv.base, "home", "carol")
     os.makedirs(home)
-    pw1, pw2 = "Pw-carol-first-1", "Pw-carol-second-2"
+    pw1, pw2 = "Ledger-Pylon-first-1", "Ledger-Pylon-second-2"  # strong for passwdqc
     srv.secrets.update([pw1, pw2])
 
     def ctl(*args, stdin=None):
