@@ -1,6 +1,9 @@
-/* The auth process: the only reader of the user database. Verifies passwords on a small thread
- * pool (a slow hash never stalls the event loop) and issues one-time tokens that the master
- * redeems for the user record when the login process hands a session over. */
+/* The auth process: the only reader of the user database and the security store. Runs every
+ * credential check (authcheck.c) on a small thread pool, so a slow hash never stalls the event
+ * loop; keeps the SASL exchanges between steps; keeps the brute-force table (penalty.c) and
+ * delays failed replies; and issues one-time tokens that the master redeems for the user record
+ * when the login process hands a session over. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -14,10 +17,12 @@
 #include <event2/event.h>
 #include <openssl/crypto.h>
 
+#include "authcheck.h"
 #include "child.h"
 #include "ipc.h"
 #include "log.h"
-#include "pwhash.h"
+#include "netaddr.h"
+#include "penalty.h"
 #include "userdb.h"
 
 /* Requests waiting for a hashing thread; beyond this, logins get [SYS/TEMP] at once rather than
@@ -27,29 +32,50 @@
 #define TOKENS_MAX 4096
 /* Login channels (one per login process; per-connection mode has one per session). */
 #define CLIENTS_MAX (SESSIONS_MAX_MAX + WORKERS_MAX)
+/* SASL exchanges open at once across all login processes; one per connection in
+ * AUTHORIZATION at most, so this matches the session limit. */
+#define EXCHANGES_MAX SESSIONS_MAX_MAX
+/* Text a control command may return (gannetctl penalty list): fits one IPC message. */
+#define CTL_REPLY_MAX (IPC_MSG_MAX - 256)
+/* Entries penalty list shows at most. */
+#define CTL_PENALTY_LIST_MAX 200
+
+struct exchange;
 
 struct client {
 	uint32_t login_id;
 	int fd;
 	struct event *ev;
 	struct ipc_queue *q;
+	struct exchange *exchanges;
 	struct client *next;
+};
+
+/* One SASL exchange between AUTH and its last reply. BUSY while a worker runs a step. */
+struct exchange {
+	uint32_t req_id;
+	struct sasl_state *st;
+	bool busy;
+	bool aborted; /* the client cancelled while a step was running: free when it returns */
+	/* What earlier steps learnt, carried to the next step's job. */
+	char ip[64];
+	char session[40];
+	char user[USERNAME_MAX + 1];
+	struct userdb_entry entry;
+	char maildir[GANNET_PATH_MAX];
+	enum auth_result result;
+	char reason[256];
+	struct exchange *next;
 };
 
 struct request {
 	struct client *client; /* NULL once the login channel went away */
 	uint32_t req_id;
-	char user[USERNAME_MAX + 1];
-	char password[PASSWORD_MAX + 1];
-	size_t pwlen;
-	char ip[64];
-	char session[40];
-	/* results */
-	enum auth_result result;
-	struct userdb_entry entry;
-	char maildir[GANNET_PATH_MAX];
-	char reason[256]; /* for the log only: may quote file paths */
+	struct exchange *ex; /* SASL only */
+	struct auth_job job;
+	struct event *delay; /* failed reply waiting out its penalty delay */
 	struct request *next;
+	struct request *prev_delayed, *next_delayed;
 };
 
 struct token {
@@ -67,9 +93,11 @@ static struct child_env *env;
 static struct event_base *base;
 static struct ipc_queue *master_q;
 static struct client *clients;
-static size_t n_clients;
+static size_t n_clients, n_exchanges;
 static struct token *tokens;
 static bool draining;
+static struct penalty *penalty;
+static struct request *delayed; /* failed replies waiting out their delay */
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
@@ -78,51 +106,7 @@ static size_t todo_len, in_flight;
 static int done_efd;
 static struct ipc_msg msgbuf;
 
-static void set_reason(struct request *r, const char *why)
-{
-	log_sanitize(r->reason, sizeof(r->reason), why, strlen(why));
-}
-
-static void verify(struct request *r)
-{
-	const char *error = NULL;
-	int found = userdb_lookup(env->conf.userdb, r->user, &r->entry, &error);
-
-	if (found < 0) {
-		r->result = AUTH_TEMPFAIL;
-		set_reason(r, error);
-		pwhash_dummy_verify(r->password, r->pwlen);
-		return;
-	}
-	if (found == 0) {
-		/* The same work as a real check, so timing does not tell which users exist. */
-		pwhash_dummy_verify(r->password, r->pwlen);
-		r->result = AUTH_FAIL;
-		set_reason(r, "unknown_user");
-		return;
-	}
-	switch (pwhash_verify(r->password, r->pwlen, r->entry.pwhash, &error)) {
-	case 1:
-		break;
-	case 0:
-		r->result = AUTH_FAIL;
-		set_reason(r, "wrong_password");
-		return;
-	default:
-		r->result = AUTH_FAIL;
-		set_reason(r, "unusable_hash");
-		log_warnx("session=%s ip=%s event=bad_hash user=%s reason=\"%s\"", r->session,
-		          r->ip, r->user, error);
-		return;
-	}
-	if (userdb_mail_path(r->entry.mail[0] ? r->entry.mail : env->conf.mail_location, &r->entry,
-	                     r->maildir, sizeof(r->maildir), &error) < 0) {
-		r->result = AUTH_TEMPFAIL;
-		set_reason(r, error);
-		return;
-	}
-	r->result = AUTH_OK;
-}
+static void maybe_exit(void);
 
 static void *worker(void *arg)
 {
@@ -140,8 +124,8 @@ static void *worker(void *arg)
 		todo_len--;
 		pthread_mutex_unlock(&lock);
 
-		verify(r);
-		explicit_bzero(r->password, sizeof(r->password));
+		authcheck_run(&r->job);
+		explicit_bzero(r->job.input, sizeof(r->job.input));
 
 		pthread_mutex_lock(&lock);
 		r->next = done_head;
@@ -171,35 +155,195 @@ static struct token *issue_token(struct request *r)
 	arc4random_buf(t->token, sizeof(t->token));
 	t->login_id = r->client->login_id;
 	t->expires = now + AUTH_TOKEN_TTL;
-	snprintf(t->user, sizeof(t->user), "%s", r->entry.user);
-	t->uid = r->entry.uid;
-	t->gid = r->entry.gid;
-	snprintf(t->maildir, sizeof(t->maildir), "%s", r->maildir);
+	snprintf(t->user, sizeof(t->user), "%s", r->job.entry.user);
+	t->uid = r->job.entry.uid;
+	t->gid = r->job.entry.gid;
+	snprintf(t->maildir, sizeof(t->maildir), "%s", r->job.maildir);
 	return t;
+}
+
+/* Trusted networks (local relays, webmail) are exempt from the brute-force defence. */
+static bool ip_trusted(const char *ip)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, ip, &sin->sin_addr) == 1)
+		ss.ss_family = AF_INET;
+	else if (inet_pton(AF_INET6, ip, &sin6->sin6_addr) == 1)
+		ss.ss_family = AF_INET6;
+	else
+		return false;
+	for (size_t i = 0; i < env->conf.n_trusted; i++)
+		if (netmask_match(&env->conf.trusted[i], (struct sockaddr *)&ss))
+			return true;
+	return false;
+}
+
+static void send_result(struct client *c, uint32_t req_id, enum auth_result res,
+                        const struct token *t, const char *user, const void *final,
+                        size_t final_len)
+{
+	ipc_msg_init(&msgbuf, MSG_AUTH_RES);
+	ipc_put_u32(&msgbuf, req_id);
+	ipc_put_u32(&msgbuf, res);
+	ipc_put_data(&msgbuf, t ? t->token : (const unsigned char *)"", t ? AUTH_TOKEN_LEN : 0);
+	ipc_put_str(&msgbuf, user);
+	ipc_put_data(&msgbuf, final ? final : "", final_len);
+	ipc_queue_send(c->q, &msgbuf, -1);
+}
+
+static void exchange_save(struct exchange *ex, const struct auth_job *j)
+{
+	snprintf(ex->user, sizeof(ex->user), "%s", j->user);
+	ex->entry = j->entry;
+	snprintf(ex->maildir, sizeof(ex->maildir), "%s", j->maildir);
+	ex->result = j->result;
+	snprintf(ex->reason, sizeof(ex->reason), "%s", j->reason);
+}
+
+static void exchange_restore(const struct exchange *ex, struct auth_job *j)
+{
+	snprintf(j->ip, sizeof(j->ip), "%s", ex->ip);
+	snprintf(j->session, sizeof(j->session), "%s", ex->session);
+	snprintf(j->user, sizeof(j->user), "%s", ex->user);
+	j->entry = ex->entry;
+	snprintf(j->maildir, sizeof(j->maildir), "%s", ex->maildir);
+	j->result = ex->result;
+	snprintf(j->reason, sizeof(j->reason), "%s", ex->reason);
+}
+
+static void exchange_unlink(struct client *c, struct exchange *ex)
+{
+	for (struct exchange **pp = &c->exchanges; *pp != NULL; pp = &(*pp)->next) {
+		if (*pp == ex) {
+			*pp = ex->next;
+			break;
+		}
+	}
+	authcheck_sasl_free(ex->st);
+	free(ex);
+	n_exchanges--;
+}
+
+static void request_free(struct request *r)
+{
+	free(r->job.out);
+	explicit_bzero(r, sizeof(*r));
+	free(r);
+}
+
+static void delayed_unlink(struct request *r)
+{
+	if (r->prev_delayed != NULL)
+		r->prev_delayed->next_delayed = r->next_delayed;
+	else
+		delayed = r->next_delayed;
+	if (r->next_delayed != NULL)
+		r->next_delayed->prev_delayed = r->prev_delayed;
+}
+
+static void finish_failure(struct request *r)
+{
+	struct auth_job *j = &r->job;
+
+	if (r->client != NULL)
+		send_result(r->client, r->req_id, j->result, NULL, "", NULL, 0);
+}
+
+static void delay_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct request *r = arg;
+
+	delayed_unlink(r);
+	event_free(r->delay);
+	finish_failure(r);
+	request_free(r);
+	maybe_exit();
 }
 
 static void reply(struct request *r)
 {
+	struct auth_job *j = &r->job;
 	struct token *t = NULL;
-	enum auth_result result = r->result;
+	time_t now = time(NULL);
+	bool trusted = ip_trusted(j->ip);
 
-	if (r->client == NULL)
-		return;
-	if (result == AUTH_OK && (t = issue_token(r)) == NULL) {
-		result = AUTH_TEMPFAIL;
-		set_reason(r, "token_table_full");
+	if (r->ex != NULL) {
+		r->ex->busy = false;
+		if (r->ex->aborted || r->client == NULL) {
+			/* Cancelled while the step ran; the client was told already. */
+			if (r->client != NULL)
+				exchange_unlink(r->client, r->ex);
+			else {
+				authcheck_sasl_free(r->ex->st);
+				free(r->ex);
+				n_exchanges--;
+			}
+			request_free(r);
+			return;
+		}
+		if (j->challenge) {
+			exchange_save(r->ex, j);
+			ipc_msg_init(&msgbuf, MSG_SASL_CHALLENGE);
+			ipc_put_u32(&msgbuf, r->req_id);
+			ipc_put_data(&msgbuf, j->out ? j->out : (unsigned char *)"", j->out_len);
+			ipc_queue_send(r->client->q, &msgbuf, -1);
+			request_free(r);
+			return;
+		}
+		exchange_unlink(r->client, r->ex);
+		r->ex = NULL;
 	}
-	if (result != AUTH_OK)
-		log_info("session=%s ip=%s event=auth_failed user=%s reason=\"%s\"", r->session,
-		         r->ip, r->user, r->reason);
-	ipc_msg_init(&msgbuf, MSG_AUTH_RES);
-	ipc_put_u32(&msgbuf, r->req_id);
-	ipc_put_u32(&msgbuf, result);
-	if (t != NULL)
-		ipc_put_data(&msgbuf, t->token, sizeof(t->token));
-	else
-		ipc_put_data(&msgbuf, "", 0);
-	ipc_queue_send(r->client->q, &msgbuf, -1);
+	if (r->client == NULL) {
+		request_free(r);
+		return;
+	}
+	if (j->result == AUTH_OK && (t = issue_token(r)) == NULL) {
+		j->result = AUTH_TEMPFAIL;
+		snprintf(j->reason, sizeof(j->reason), "token_table_full");
+	}
+	if (j->result == AUTH_OK) {
+		log_info("session=%s ip=%s event=auth_ok user=%s method=%s", j->session, j->ip,
+		         j->entry.user, j->method);
+		if (!trusted)
+			penalty_success(penalty, j->ip, j->entry.user, now);
+		send_result(r->client, r->req_id, AUTH_OK, t, j->entry.user, j->out, j->out_len);
+		request_free(r);
+		return;
+	}
+	{
+		char user[2 * USERNAME_MAX + 1];
+		log_sanitize(user, sizeof(user), j->user, strlen(j->user));
+		/* A server-side fault is not the client's failure: its own event, so fail2ban
+		 * never bans clients for a broken user file. */
+		log_info("session=%s ip=%s event=%s user=%s method=%s reason=\"%s\"", j->session,
+		         j->ip, j->result == AUTH_TEMPFAIL ? "auth_tempfail" : "auth_failed", user,
+		         j->method, j->reason);
+	}
+	if (j->result == AUTH_FAIL && !trusted) {
+		long ms = penalty_failure(penalty, j->ip, j->user, now);
+
+		if (ms > 0) {
+			struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
+
+			r->delay = evtimer_new(base, delay_cb, r);
+			if (r->delay != NULL && evtimer_add(r->delay, &tv) == 0) {
+				r->next_delayed = delayed;
+				r->prev_delayed = NULL;
+				if (delayed != NULL)
+					delayed->prev_delayed = r;
+				delayed = r;
+				return;
+			}
+			if (r->delay != NULL)
+				event_free(r->delay);
+		}
+	}
+	finish_failure(r);
+	request_free(r);
 }
 
 static void done_cb(evutil_socket_t fd, short what, void *arg)
@@ -216,55 +360,21 @@ static void done_cb(evutil_socket_t fd, short what, void *arg)
 	while (list != NULL) {
 		struct request *r = list;
 		list = r->next;
-		reply(r);
-		explicit_bzero(r, sizeof(*r));
-		free(r);
 		in_flight--;
+		reply(r);
 	}
+	maybe_exit();
 }
 
-static void send_auth_res(struct client *c, uint32_t req_id, enum auth_result res)
+/* Queue R for a worker; false (and R untouched) when the queue is full. */
+static bool enqueue(struct request *r)
 {
-	ipc_msg_init(&msgbuf, MSG_AUTH_RES);
-	ipc_put_u32(&msgbuf, req_id);
-	ipc_put_u32(&msgbuf, res);
-	ipc_put_data(&msgbuf, "", 0);
-	ipc_queue_send(c->q, &msgbuf, -1);
-}
-
-static void handle_auth_req(struct client *c, struct ipc_msg *m)
-{
-	struct request *r = calloc(1, sizeof(*r));
-	const void *pw;
-	size_t pwlen;
-
-	if (r == NULL) {
-		log_warn("calloc");
-		return;
-	}
-	if (ipc_get_u32(m, &r->req_id) < 0 || ipc_get_str(m, r->user, sizeof(r->user)) < 0 ||
-	    ipc_get_data(m, &pw, &pwlen) < 0 || ipc_get_str(m, r->ip, sizeof(r->ip)) < 0 ||
-	    ipc_get_str(m, r->session, sizeof(r->session)) < 0 || ipc_end(m) < 0 ||
-	    pwlen > PASSWORD_MAX) {
-		log_warnx("event=bad_message from=login type=auth_req");
-		explicit_bzero(m->data, m->len);
-		free(r);
-		return;
-	}
-	memcpy(r->password, pw, pwlen);
-	r->pwlen = pwlen;
-	explicit_bzero(m->data, m->len);
-	r->client = c;
 	pthread_mutex_lock(&lock);
 	if (todo_len >= AUTH_QUEUE_MAX) {
 		pthread_mutex_unlock(&lock);
-		log_warnx("session=%s ip=%s event=auth_failed reason=queue_full", r->session,
-		          r->ip);
-		send_auth_res(c, r->req_id, AUTH_TEMPFAIL);
-		explicit_bzero(r, sizeof(*r));
-		free(r);
-		return;
+		return false;
 	}
+	r->next = NULL;
 	if (todo_tail != NULL)
 		todo_tail->next = r;
 	else
@@ -274,13 +384,196 @@ static void handle_auth_req(struct client *c, struct ipc_msg *m)
 	in_flight++;
 	pthread_cond_signal(&cond);
 	pthread_mutex_unlock(&lock);
+	return true;
+}
+
+/* Refuse at once a client address that failed too often (not trusted ones). */
+static bool refuse_blocked(struct client *c, uint32_t req_id, const char *ip, const char *session)
+{
+	long retry = 0;
+
+	if (ip_trusted(ip) || penalty_blocked(penalty, ip, time(NULL), &retry) == 0)
+		return false;
+	log_info("session=%s ip=%s event=auth_blocked retry_after=%ld", session, ip, retry);
+	send_result(c, req_id, AUTH_BLOCKED, NULL, "", NULL, 0);
+	return true;
+}
+
+static void handle_auth_req(struct client *c, struct ipc_msg *m)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	struct auth_job *j;
+	uint32_t method;
+	const void *pw;
+	size_t pwlen;
+
+	if (r == NULL) {
+		log_warn("calloc");
+		return;
+	}
+	j = &r->job;
+	if (ipc_get_u32(m, &r->req_id) < 0 || ipc_get_u32(m, &method) < 0 ||
+	    ipc_get_str(m, j->user, sizeof(j->user)) < 0 || ipc_get_data(m, &pw, &pwlen) < 0 ||
+	    ipc_get_str(m, j->apop_timestamp, sizeof(j->apop_timestamp)) < 0 ||
+	    ipc_get_str(m, j->ip, sizeof(j->ip)) < 0 ||
+	    ipc_get_str(m, j->session, sizeof(j->session)) < 0 || ipc_end(m) < 0 ||
+	    pwlen > PASSWORD_MAX || (method != AUTH_METHOD_PASS && method != AUTH_METHOD_APOP)) {
+		log_warnx("event=bad_message from=login type=auth_req");
+		explicit_bzero(m->data, m->len);
+		free(r);
+		return;
+	}
+	memcpy(j->input, pw, pwlen);
+	j->input_len = pwlen;
+	j->has_input = true;
+	j->kind = method == AUTH_METHOD_APOP ? JOB_APOP : JOB_PASS;
+	explicit_bzero(m->data, m->len);
+	r->client = c;
+	if (refuse_blocked(c, r->req_id, j->ip, j->session)) {
+		request_free(r);
+		return;
+	}
+	if (!enqueue(r)) {
+		log_warnx("session=%s ip=%s event=auth_tempfail reason=queue_full", j->session,
+		          j->ip);
+		send_result(c, r->req_id, AUTH_TEMPFAIL, NULL, "", NULL, 0);
+		request_free(r);
+	}
+}
+
+static struct exchange *find_exchange(struct client *c, uint32_t req_id)
+{
+	for (struct exchange *ex = c->exchanges; ex != NULL; ex = ex->next)
+		if (ex->req_id == req_id)
+			return ex;
+	return NULL;
+}
+
+static void handle_sasl_start(struct client *c, struct ipc_msg *m)
+{
+	struct request *r = calloc(1, sizeof(*r));
+	struct exchange *ex = NULL;
+	struct auth_job *j;
+	char mech[32], cb_type[32];
+	uint32_t has_initial;
+	const void *initial, *cb;
+	size_t initial_len, cb_len;
+	const char *error = NULL;
+
+	if (r == NULL) {
+		log_warn("calloc");
+		return;
+	}
+	j = &r->job;
+	if (ipc_get_u32(m, &r->req_id) < 0 || ipc_get_str(m, mech, sizeof(mech)) < 0 ||
+	    ipc_get_u32(m, &has_initial) < 0 || ipc_get_data(m, &initial, &initial_len) < 0 ||
+	    ipc_get_str(m, j->ip, sizeof(j->ip)) < 0 ||
+	    ipc_get_str(m, j->session, sizeof(j->session)) < 0 ||
+	    ipc_get_str(m, cb_type, sizeof(cb_type)) < 0 || ipc_get_data(m, &cb, &cb_len) < 0 ||
+	    ipc_end(m) < 0 || initial_len > sizeof(j->input) ||
+	    find_exchange(c, r->req_id) != NULL) {
+		log_warnx("event=bad_message from=login type=sasl_start");
+		explicit_bzero(m->data, m->len);
+		free(r);
+		return;
+	}
+	memcpy(j->input, initial, initial_len);
+	j->input_len = initial_len;
+	j->has_input = has_initial != 0;
+	j->kind = JOB_SASL;
+	r->client = c;
+	if (refuse_blocked(c, r->req_id, j->ip, j->session)) {
+		explicit_bzero(m->data, m->len);
+		request_free(r);
+		return;
+	}
+	if (n_exchanges < EXCHANGES_MAX && (ex = calloc(1, sizeof(*ex))) != NULL)
+		ex->st = authcheck_sasl_new(mech, cb_type, cb, cb_len, &error);
+	explicit_bzero(m->data, m->len); /* CB pointed into it */
+	if (ex == NULL || ex->st == NULL) {
+		char safe[64];
+
+		log_sanitize(safe, sizeof(safe), mech, strlen(mech));
+		log_info("session=%s ip=%s event=%s method=%s reason=\"%s\"", j->session, j->ip,
+		         error ? "auth_failed" : "auth_tempfail", safe,
+		         error ? error : "too_many_exchanges");
+		send_result(c, r->req_id, error ? AUTH_FAIL : AUTH_TEMPFAIL, NULL, "", NULL, 0);
+		free(ex);
+		request_free(r);
+		return;
+	}
+	ex->req_id = r->req_id;
+	snprintf(ex->ip, sizeof(ex->ip), "%s", j->ip);
+	snprintf(ex->session, sizeof(ex->session), "%s", j->session);
+	ex->busy = true;
+	ex->next = c->exchanges;
+	c->exchanges = ex;
+	n_exchanges++;
+	j->sasl = ex->st;
+	r->ex = ex;
+	if (!enqueue(r)) {
+		log_warnx("session=%s ip=%s event=auth_tempfail reason=queue_full", j->session,
+		          j->ip);
+		send_result(c, r->req_id, AUTH_TEMPFAIL, NULL, "", NULL, 0);
+		exchange_unlink(c, ex);
+		request_free(r);
+	}
+}
+
+static void handle_sasl_step(struct client *c, struct ipc_msg *m, bool abort)
+{
+	struct exchange *ex;
+	struct request *r;
+	uint32_t req_id;
+	const void *data = NULL;
+	size_t len = 0;
+
+	if (ipc_get_u32(m, &req_id) < 0 || (!abort && ipc_get_data(m, &data, &len) < 0) ||
+	    ipc_end(m) < 0 || len > AUTH_INPUT_MAX) {
+		log_warnx("event=bad_message from=login type=sasl_step");
+		explicit_bzero(m->data, m->len);
+		return;
+	}
+	if ((ex = find_exchange(c, req_id)) == NULL) {
+		explicit_bzero(m->data, m->len);
+		return; /* already over (a failure crossed the client's response) */
+	}
+	if (abort) {
+		if (ex->busy)
+			ex->aborted = true;
+		else
+			exchange_unlink(c, ex);
+		return;
+	}
+	if (ex->busy || (r = calloc(1, sizeof(*r))) == NULL) {
+		log_warnx("event=bad_message from=login type=sasl_step reason=busy");
+		explicit_bzero(m->data, m->len);
+		return;
+	}
+	r->client = c;
+	r->req_id = req_id;
+	r->ex = ex;
+	r->job.kind = JOB_SASL;
+	r->job.sasl = ex->st;
+	exchange_restore(ex, &r->job);
+	memcpy(r->job.input, data, len);
+	r->job.input_len = len;
+	r->job.has_input = true;
+	explicit_bzero(m->data, m->len);
+	ex->busy = true;
+	if (!enqueue(r)) {
+		send_result(c, req_id, AUTH_TEMPFAIL, NULL, "", NULL, 0);
+		exchange_unlink(c, ex);
+		request_free(r);
+	}
 }
 
 static void detach_client(struct client *c)
 {
 	struct client **pp = &clients;
 
-	/* Requests still being hashed must not answer into a freed channel. */
+	/* Requests still being checked, or waiting out a delay, must not answer into a freed
+	 * channel; their exchanges are freed when they come back. */
 	pthread_mutex_lock(&lock);
 	for (struct request *r = todo_head; r != NULL; r = r->next)
 		if (r->client == c)
@@ -289,6 +582,22 @@ static void detach_client(struct client *c)
 		if (r->client == c)
 			r->client = NULL;
 	pthread_mutex_unlock(&lock);
+	for (struct request *r = delayed; r != NULL; r = r->next_delayed)
+		if (r->client == c)
+			r->client = NULL;
+	while (c->exchanges != NULL) {
+		struct exchange *ex = c->exchanges;
+
+		c->exchanges = ex->next;
+		if (ex->busy) {
+			ex->aborted = true; /* owned by the running request now */
+			ex->next = NULL;
+		} else {
+			authcheck_sasl_free(ex->st);
+			free(ex);
+			n_exchanges--;
+		}
+	}
 	while (*pp != NULL && *pp != c)
 		pp = &(*pp)->next;
 	if (*pp != NULL)
@@ -302,7 +611,7 @@ static void detach_client(struct client *c)
 
 static void maybe_exit(void)
 {
-	if (draining && clients == NULL && in_flight == 0)
+	if (draining && clients == NULL && in_flight == 0 && delayed == NULL)
 		exit(0);
 }
 
@@ -323,10 +632,22 @@ static void client_cb(evutil_socket_t fd, short what, void *arg)
 			close(msgbuf.fd);
 			msgbuf.fd = -1;
 		}
-		if (msgbuf.type == MSG_AUTH_REQ)
+		switch (msgbuf.type) {
+		case MSG_AUTH_REQ:
 			handle_auth_req(c, &msgbuf);
-		else
+			break;
+		case MSG_SASL_START:
+			handle_sasl_start(c, &msgbuf);
+			break;
+		case MSG_SASL_STEP:
+			handle_sasl_step(c, &msgbuf, false);
+			break;
+		case MSG_SASL_ABORT:
+			handle_sasl_step(c, &msgbuf, true);
+			break;
+		default:
 			log_warnx("event=bad_message from=login type=%u", msgbuf.type);
+		}
 	}
 }
 
@@ -389,6 +710,53 @@ static void redeem(struct ipc_msg *m)
 		explicit_bzero(t, sizeof(*t)); /* a token is good for one handover only */
 }
 
+/* gannetctl's commands for the auth process, relayed by the master from the control socket:
+ * "penalty list" and "penalty clear [IP|IP/64|USER]". */
+static void ctl(struct ipc_msg *m)
+{
+	static char text[CTL_REPLY_MAX];
+	char cmd[CONF_LINE_MAX];
+	uint32_t id, status = 0;
+	size_t len = 0;
+	time_t now = time(NULL);
+
+	if (ipc_get_u32(m, &id) < 0 || ipc_get_str(m, cmd, sizeof(cmd)) < 0 || ipc_end(m) < 0) {
+		log_warnx("event=bad_message from=master type=ctl_req");
+		return;
+	}
+	if (strcmp(cmd, "penalty list") == 0) {
+		struct penalty_entry *e = calloc(CTL_PENALTY_LIST_MAX, sizeof(*e));
+		size_t n = e ? penalty_list(penalty, now, e, CTL_PENALTY_LIST_MAX) : 0;
+
+		for (size_t i = 0; i < n && len < sizeof(text) - 512; i++) {
+			char key[2 * USERNAME_MAX + 1];
+
+			log_sanitize(key, sizeof(key), e[i].key, strlen(e[i].key));
+			len += (size_t)snprintf(
+			    text + len, sizeof(text) - len,
+			    "%s %s failures=%ld last=%lld blocked_for=%lld\n",
+			    e[i].is_ip ? "ip" : "user", key, e[i].failures,
+			    (long long)e[i].last_failure,
+			    e[i].blocked_until > now ? (long long)(e[i].blocked_until - now) : 0LL);
+		}
+		free(e);
+	} else if (strcmp(cmd, "penalty clear") == 0 || strncmp(cmd, "penalty clear ", 14) == 0) {
+		size_t n = penalty_clear(penalty, cmd[13] == ' ' ? cmd + 14 : NULL);
+
+		len = (size_t)snprintf(text, sizeof(text), "cleared %zu\n", n);
+		log_info("event=penalty_clear what=%s removed=%zu",
+		         cmd[13] == ' ' ? cmd + 14 : "all", n);
+	} else {
+		status = 1;
+		len = (size_t)snprintf(text, sizeof(text), "unknown command\n");
+	}
+	ipc_msg_init(&msgbuf, MSG_CTL_RES);
+	ipc_put_u32(&msgbuf, id);
+	ipc_put_u32(&msgbuf, status);
+	ipc_put_data(&msgbuf, text, len);
+	ipc_queue_send(master_q, &msgbuf, -1);
+}
+
 static void master_cb(evutil_socket_t fd, short what, void *arg)
 {
 	for (int i = 0; i < 64; i++) {
@@ -403,6 +771,9 @@ static void master_cb(evutil_socket_t fd, short what, void *arg)
 			break;
 		case MSG_REDEEM:
 			redeem(&msgbuf);
+			break;
+		case MSG_CTL_REQ:
+			ctl(&msgbuf);
 			break;
 		case MSG_SHUTDOWN:
 			draining = true;
@@ -429,10 +800,14 @@ void auth_main(struct child_env *e)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 	child_drop_privileges(env->conf.auth_user, "auth_user", "");
+	authcheck_init(&env->conf);
+	penalty = penalty_new(
+	    &(struct penalty_conf){env->conf.auth_failure_delay, env->conf.auth_failure_delay_max,
+	                           env->conf.auth_ip_max_failures, env->conf.auth_ip_block_time});
 	tokens = calloc(TOKENS_MAX, sizeof(*tokens));
 	base = event_base_new();
 	done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (tokens == NULL || base == NULL || done_efd < 0)
+	if (tokens == NULL || base == NULL || done_efd < 0 || penalty == NULL)
 		fatal("auth start-up");
 	master_q = ipc_queue_new(base, CHILD_CHANNEL_FD);
 	ev = event_new(base, CHILD_CHANNEL_FD, EV_READ | EV_PERSIST, master_cb, NULL);

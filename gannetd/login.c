@@ -8,18 +8,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
 
+#include "authcheck.h"
 #include "child.h"
 #include "client.h"
 #include "ipc.h"
 #include "log.h"
+#include "mechs.h"
 #include "netaddr.h"
+#include "pop3client.h"
 #include "tls.h"
 #include "userdb.h"
 
@@ -27,13 +34,19 @@
 #define RELAY_HIGH_WATER (256 * 1024)
 
 enum lstate {
-	LS_HANDSHAKE, /* implicit TLS or STLS handshake in progress */
-	LS_AUTH,      /* AUTHORIZATION: reading commands */
-	LS_WAIT_AUTH, /* PASS sent to the auth process */
-	LS_STLS,      /* +OK to STLS queued; handshake starts when it is flushed */
-	LS_CLOSING,   /* flushing the last reply */
-	LS_RELAY,     /* logged in over TLS: relaying to the mail process */
+	LS_HANDSHAKE,  /* implicit TLS or STLS handshake in progress */
+	LS_AUTH,       /* AUTHORIZATION: reading commands */
+	LS_WAIT_AUTH,  /* PASS, APOP or a SASL step sent to the auth process */
+	LS_SASL,       /* AUTH: a challenge went out, reading the client's response line */
+	LS_SASL_FINAL, /* AUTH succeeded with data for the client: waiting for its empty line */
+	LS_STLS,       /* +OK to STLS queued; handshake starts when it is flushed */
+	LS_CLOSING,    /* flushing the last reply */
+	LS_RELAY,      /* logged in over TLS: relaying to the mail process */
 };
+
+/* Longest input line before login: an AUTH line or SASL response (commands are checked against
+ * POP3_CMD_MAX after reading). */
+#define LOGIN_LINE_MAX POP3_AUTH_LINE_MAX
 
 struct lconn {
 	uint64_t conn_id;
@@ -51,6 +64,14 @@ struct lconn {
 	bool have_user;
 	char user[USERNAME_MAX + 1];
 	uint32_t req_id;
+	bool in_sasl;  /* an AUTH exchange is open in the auth process (req_id) */
+	char mech[32]; /* its mechanism, or "PASS" / "APOP" */
+	unsigned char token[AUTH_TOKEN_LEN];  /* LS_SASL_FINAL: the token to hand over after the
+	                                         client's empty line */
+	char apop_ts[APOP_TIMESTAMP_MAX + 1]; /* the greeting's timestamp, "" without APOP */
+	char cb_type[16];                     /* channel binding of this TLS connection */
+	unsigned char cb[64];
+	size_t cb_len;
 	char tlsdesc[96];
 	struct lconn *prev, *next;
 };
@@ -75,8 +96,8 @@ static void process_input(struct lconn *c);
 
 static void set_state(struct lconn *c, enum lstate st)
 {
-	static const char *const names[] = {"handshake", "authorization", "wait_auth",
-	                                    "stls",      "closing",       "relay"};
+	static const char *const names[] = {"handshake",  "authorization", "wait_auth", "sasl",
+	                                    "sasl_final", "stls",          "closing",   "relay"};
 	log_debug("session=%s ip=%s state=%s->%s", c->session, c->ip, names[c->state], names[st]);
 	c->state = st;
 }
@@ -98,8 +119,11 @@ static void exit_check_cb(evutil_socket_t fd, short what, void *arg)
 	maybe_exit();
 }
 
+static void sasl_abort(struct lconn *c);
+
 static void conn_free(struct lconn *c, const char *reason, bool report)
 {
+	sasl_abort(c);
 	log_info("session=%s ip=%s event=disconnect state=%s reason=%s", c->session, c->ip,
 	         c->state == LS_RELAY ? "relay" : "authorization", reason);
 	if (c->bev != NULL)
@@ -151,10 +175,102 @@ static bool plaintext_allowed(const struct lconn *c)
 	return c->tls || c->trusted || !env->conf.disable_plaintext_auth;
 }
 
+/* RFC 1939 §7: a msg-id shaped timestamp, different on every greeting (S-016, S-017): random
+ * bytes and a per-process counter, so parallel login processes never repeat one. */
+static void make_apop_timestamp(struct lconn *c)
+{
+	static uint64_t counter;
+	unsigned char rnd[8];
+	char hex[17];
+
+	if (!env->conf.apop || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		c->apop_ts[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(c->apop_ts, sizeof(c->apop_ts), "<%s.%llu@%s>", hex, (unsigned long long)++counter,
+	         env->conf.hostname);
+}
+
 static void greet(struct lconn *c)
 {
 	set_state(c, LS_AUTH);
-	client_reply(c->bev, "+OK %s Gannet POP3 server ready", env->conf.hostname);
+	make_apop_timestamp(c);
+	if (c->apop_ts[0] != '\0')
+		client_reply(c->bev, "+OK %s Gannet POP3 server ready %s", env->conf.hostname,
+		             c->apop_ts);
+	else
+		client_reply(c->bev, "+OK %s Gannet POP3 server ready", env->conf.hostname);
+}
+
+/* Channel binding data of a finished TLS handshake (RFC 5929, RFC 9266): tls-exporter on TLS
+ * 1.3; tls-unique on TLS 1.2, and only when the session was not resumed without the extended
+ * master secret (RFC 7677 §4, S-118). */
+static void compute_binding(struct lconn *c, SSL *ssl)
+{
+	static const char label[] = "EXPORTER-Channel-Binding";
+
+	c->cb_len = 0;
+	c->cb_type[0] = '\0';
+	if (SSL_version(ssl) >= TLS1_3_VERSION) {
+		if (SSL_export_keying_material(ssl, c->cb, 32, label, sizeof(label) - 1, NULL, 0,
+		                               0) == 1) {
+			c->cb_len = 32;
+			snprintf(c->cb_type, sizeof(c->cb_type), "tls-exporter");
+		}
+		return;
+	}
+	if (SSL_session_reused(ssl) && SSL_get_extms_support(ssl) != 1)
+		return;
+	/* tls-unique is the first Finished message: the client's in a full handshake. */
+	c->cb_len = SSL_session_reused(ssl) ? SSL_get_finished(ssl, c->cb, sizeof(c->cb))
+	                                    : SSL_get_peer_finished(ssl, c->cb, sizeof(c->cb));
+	if (c->cb_len == 0 || c->cb_len > sizeof(c->cb))
+		c->cb_len = 0;
+	else
+		snprintf(c->cb_type, sizeof(c->cb_type), "tls-unique");
+}
+
+/* Strict base64 (RFC 5034 §4, S-098): the alphabet only, padded, no spaces; "=" alone is an
+ * empty response. 0 with *LEN_R, or -1. */
+static int b64_decode(const char *in, size_t len, unsigned char *out, size_t size, size_t *len_r)
+{
+	int n;
+
+	if (len == 1 && in[0] == '=') {
+		*len_r = 0;
+		return 0;
+	}
+	if (len == 0) {
+		*len_r = 0;
+		return 0;
+	}
+	if (!pop3c_b64_valid(in, len) || len / 4 * 3 > size || len > INT_MAX)
+		return -1;
+	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
+	if (n < 0)
+		return -1;
+	*len_r = (size_t)n - (in[len - 1] == '=') - (in[len - 2] == '=');
+	return 0;
+}
+
+/* Send "+ BASE64" (RFC 5034 §4: exactly "+ " for an empty challenge, S-093). */
+static void send_challenge(struct lconn *c, const void *data, size_t len)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	size_t cap = 4 * ((len + 2) / 3) + 1;
+	unsigned char *b64 = malloc(cap);
+
+	if (b64 == NULL) {
+		evbuffer_add(out, "+ \r\n", 4);
+		return;
+	}
+	EVP_EncodeBlock(b64, data, (int)len);
+	evbuffer_add(out, "+ ", 2);
+	evbuffer_add(out, b64, strlen((char *)b64));
+	evbuffer_add(out, "\r\n", 2);
+	free(b64);
 }
 
 static int cmd_capa(void *arg, struct pop3_cmd *cmd)
@@ -169,6 +285,23 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 	bufferevent_write(c->bev, head, sizeof(head) - 1);
 	if (plaintext_allowed(c))
 		bufferevent_write(c->bev, "USER\r\n", 6);
+	{
+		char line[POP3_RESP_MAX];
+		size_t n = 0;
+
+		for (const struct mech_info *m = mech_table; m->name != NULL; m++) {
+			if (!mech_offered(&env->conf, m, plaintext_allowed(c), c->tls,
+			                  c->cb_len > 0) ||
+			    n + strlen(m->name) + 8 > sizeof(line))
+				continue;
+			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
+			                      n == 0 ? "SASL " : " ", m->name);
+		}
+		if (n > 0) {
+			bufferevent_write(c->bev, line, n);
+			bufferevent_write(c->bev, "\r\n", 2);
+		}
+	}
 	if (!c->tls && env->conf.have_tls)
 		bufferevent_write(c->bev, "STLS\r\n", 6);
 	bufferevent_write(c->bev, tail, sizeof(tail) - 1);
@@ -217,10 +350,13 @@ static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 		return CMD_OK;
 	}
 	c->req_id = next_req++;
+	snprintf(c->mech, sizeof(c->mech), "PASS");
 	ipc_msg_init(&msgbuf, MSG_AUTH_REQ);
 	ipc_put_u32(&msgbuf, c->req_id);
+	ipc_put_u32(&msgbuf, AUTH_METHOD_PASS);
 	ipc_put_str(&msgbuf, c->user);
 	ipc_put_data(&msgbuf, cmd->rest, cmd->rest_len);
+	ipc_put_str(&msgbuf, "");
 	ipc_put_str(&msgbuf, c->ip);
 	ipc_put_str(&msgbuf, c->session);
 	ipc_queue_send(auth_q, &msgbuf, -1);
@@ -228,6 +364,156 @@ static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 	explicit_bzero((void *)cmd->rest, cmd->rest_len);
 	set_state(c, LS_WAIT_AUTH);
 	return CMD_SUSPEND;
+}
+
+/* APOP name digest (RFC 1939 §7), only when the greeting carried a timestamp. */
+static int cmd_apop(void *arg, struct pop3_cmd *cmd)
+{
+	struct lconn *c = arg;
+	const char *error;
+
+	c->have_user = false;
+	if (c->apop_ts[0] == '\0')
+		return client_reply(c->bev, "-ERR APOP is not offered"), CMD_ERR;
+	if (cmd->argc != 2 || cmd->bad_spacing || cmd->argl[1] != 32)
+		return client_reply(c->bev, "-ERR Usage: APOP name digest"), CMD_ERR;
+	if (userdb_valid_name(cmd->argv[0], cmd->argl[0], &error) < 0)
+		return client_reply(c->bev, "-ERR [AUTH] Authentication failed"), CMD_ERR;
+	if (auth_q == NULL) {
+		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication service unavailable");
+		return CMD_OK;
+	}
+	memcpy(c->user, cmd->argv[0], cmd->argl[0]);
+	c->user[cmd->argl[0]] = '\0';
+	c->req_id = next_req++;
+	snprintf(c->mech, sizeof(c->mech), "APOP");
+	ipc_msg_init(&msgbuf, MSG_AUTH_REQ);
+	ipc_put_u32(&msgbuf, c->req_id);
+	ipc_put_u32(&msgbuf, AUTH_METHOD_APOP);
+	ipc_put_str(&msgbuf, c->user);
+	ipc_put_data(&msgbuf, cmd->argv[1], cmd->argl[1]);
+	ipc_put_str(&msgbuf, c->apop_ts);
+	ipc_put_str(&msgbuf, c->ip);
+	ipc_put_str(&msgbuf, c->session);
+	ipc_queue_send(auth_q, &msgbuf, -1);
+	set_state(c, LS_WAIT_AUTH);
+	return CMD_SUSPEND;
+}
+
+/* Tell the auth process to forget an open exchange (client "*", a bad line, or a disconnect). */
+static void sasl_abort(struct lconn *c)
+{
+	if (!c->in_sasl)
+		return;
+	c->in_sasl = false;
+	if (auth_q == NULL)
+		return;
+	ipc_msg_init(&msgbuf, MSG_SASL_ABORT);
+	ipc_put_u32(&msgbuf, c->req_id);
+	ipc_queue_send(auth_q, &msgbuf, -1);
+}
+
+/* AUTH (RFC 5034). Bare AUTH lists the mechanisms offered here, one a line. */
+static int cmd_auth(void *arg, struct pop3_cmd *cmd)
+{
+	struct lconn *c = arg;
+	const struct mech_info *m;
+	unsigned char *initial;
+	size_t initial_len = 0;
+	char mech[32];
+
+	c->have_user = false;
+	if (cmd->argc == 0) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+
+		evbuffer_add_printf(out, "+OK Authentication mechanisms follow\r\n");
+		for (m = mech_table; m->name != NULL; m++)
+			if (mech_offered(&env->conf, m, plaintext_allowed(c), c->tls,
+			                 c->cb_len > 0))
+				evbuffer_add_printf(out, "%s\r\n", m->name);
+		evbuffer_add(out, ".\r\n", 3);
+		return CMD_OK;
+	}
+	if (cmd->argc > 2 || cmd->bad_spacing || cmd->argl[0] >= sizeof(mech))
+		return client_reply(c->bev, "-ERR Usage: AUTH mechanism [initial-response]"),
+		       CMD_ERR;
+	memcpy(mech, cmd->argv[0], cmd->argl[0]);
+	mech[cmd->argl[0]] = '\0';
+	m = mech_find(mech); /* case-insensitive (S-092) */
+	if (m == NULL || !mech_configured(&env->conf, m))
+		return client_reply(c->bev, "-ERR Unsupported authentication mechanism"), CMD_ERR;
+	if (!mech_offered(&env->conf, m, plaintext_allowed(c), c->tls, c->cb_len > 0)) {
+		if (m->needs == MECH_NEEDS_PLAINTEXT)
+			client_reply(c->bev, "-ERR [AUTH] Plaintext authentication disallowed on "
+			                     "non-secure connection; use STLS or port 995");
+		else
+			client_reply(c->bev, "-ERR %s needs TLS", m->name);
+		return CMD_ERR;
+	}
+	if (auth_q == NULL) {
+		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication service unavailable");
+		return CMD_OK;
+	}
+	if ((initial = malloc(AUTH_INPUT_MAX)) == NULL) {
+		client_reply(c->bev, "-ERR [SYS/TEMP] Out of memory");
+		return CMD_OK;
+	}
+	if (cmd->argc == 2 &&
+	    b64_decode(cmd->argv[1], cmd->argl[1], initial, AUTH_INPUT_MAX, &initial_len) < 0) {
+		free(initial);
+		return client_reply(c->bev, "-ERR Invalid base64 in the initial response"), CMD_ERR;
+	}
+	c->req_id = next_req++;
+	c->in_sasl = true;
+	snprintf(c->mech, sizeof(c->mech), "%s", m->name);
+	ipc_msg_init(&msgbuf, MSG_SASL_START);
+	ipc_put_u32(&msgbuf, c->req_id);
+	ipc_put_str(&msgbuf, m->name);
+	ipc_put_u32(&msgbuf, cmd->argc == 2);
+	ipc_put_data(&msgbuf, initial, initial_len);
+	ipc_put_str(&msgbuf, c->ip);
+	ipc_put_str(&msgbuf, c->session);
+	ipc_put_str(&msgbuf, c->cb_type);
+	ipc_put_data(&msgbuf, c->cb, c->cb_len);
+	ipc_queue_send(auth_q, &msgbuf, -1);
+	explicit_bzero(msgbuf.data, msgbuf.len);
+	explicit_bzero(initial, initial_len);
+	free(initial);
+	set_state(c, LS_WAIT_AUTH);
+	return CMD_SUSPEND;
+}
+
+/* One client line during an AUTH exchange: "*" cancels (S-096), anything else is base64. */
+static void sasl_line(struct lconn *c, char *line, size_t len)
+{
+	unsigned char *data;
+	size_t dlen = 0;
+
+	if (len == 1 && line[0] == '*') {
+		sasl_abort(c);
+		set_state(c, LS_AUTH);
+		client_reply(c->bev, "-ERR Authentication cancelled");
+		return;
+	}
+	if ((data = malloc(AUTH_INPUT_MAX)) == NULL ||
+	    b64_decode(line, len, data, AUTH_INPUT_MAX, &dlen) < 0) {
+		free(data);
+		sasl_abort(c);
+		set_state(c, LS_AUTH);
+		client_reply(c->bev, "-ERR Invalid base64 in the authentication response");
+		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
+		                       c->ip))
+			close_after_flush(c);
+		return;
+	}
+	ipc_msg_init(&msgbuf, MSG_SASL_STEP);
+	ipc_put_u32(&msgbuf, c->req_id);
+	ipc_put_data(&msgbuf, data, dlen);
+	ipc_queue_send(auth_q, &msgbuf, -1);
+	explicit_bzero(msgbuf.data, msgbuf.len);
+	explicit_bzero(data, dlen);
+	free(data);
+	set_state(c, LS_WAIT_AUTH);
 }
 
 static int cmd_quit(void *arg, struct pop3_cmd *cmd)
@@ -267,10 +553,11 @@ static int cmd_stls(void *arg, struct pop3_cmd *cmd)
 
 static const struct cmd_def auth_cmds[] = {
     {"CAPA", cmd_capa, 0},   {"USER", cmd_user, 0},   {"PASS", cmd_pass, 0},
-    {"QUIT", cmd_quit, 0},   {"STLS", cmd_stls, 0},   {"STAT", NULL, CMD_BAD},
-    {"LIST", NULL, CMD_BAD}, {"RETR", NULL, CMD_BAD}, {"DELE", NULL, CMD_BAD},
-    {"NOOP", NULL, CMD_BAD}, {"RSET", NULL, CMD_BAD}, {"TOP", NULL, CMD_BAD},
-    {"UIDL", NULL, CMD_BAD}, {NULL, NULL, 0},
+    {"APOP", cmd_apop, 0},   {"AUTH", cmd_auth, 0},   {"QUIT", cmd_quit, 0},
+    {"STLS", cmd_stls, 0},   {"STAT", NULL, CMD_BAD}, {"LIST", NULL, CMD_BAD},
+    {"RETR", NULL, CMD_BAD}, {"DELE", NULL, CMD_BAD}, {"NOOP", NULL, CMD_BAD},
+    {"RSET", NULL, CMD_BAD}, {"TOP", NULL, CMD_BAD},  {"UIDL", NULL, CMD_BAD},
+    {NULL, NULL, 0},
 };
 
 static void handle_line(struct lconn *c, char *line, size_t len)
@@ -279,6 +566,16 @@ static void handle_line(struct lconn *c, char *line, size_t len)
 	const struct cmd_def *def;
 	int r;
 
+	/* Commands are at most 255 octets (RFC 2449 §4), except AUTH: an OAuth bearer token does
+	 * not fit, and XOAUTH2 clients send it as the initial response anyway. */
+	if (len + 2 > POP3_CMD_MAX && !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
+		explicit_bzero(line, len);
+		client_reply_dropped(c->bev, LINE_TOO_LONG);
+		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
+		                       c->ip))
+			close_after_flush(c);
+		return;
+	}
 	if (pop3_parse_cmd(line, len, &cmd) < 0 ||
 	    (def = cmd_lookup(auth_cmds, cmd.keyword)) == NULL) {
 		client_reply(c->bev, "-ERR Unknown command");
@@ -297,27 +594,72 @@ static void handle_line(struct lconn *c, char *line, size_t len)
 		close_after_flush(c);
 }
 
+static void handover(struct lconn *c, const unsigned char *token, size_t toklen);
+
+/* The client's line after the server-final data of a successful AUTH: empty means go on. */
+static void sasl_final_line(struct lconn *c, size_t len)
+{
+	unsigned char token[AUTH_TOKEN_LEN];
+
+	if (len != 0) {
+		explicit_bzero(c->token, sizeof(c->token));
+		set_state(c, LS_AUTH);
+		client_reply(c->bev, "-ERR Authentication cancelled");
+		return;
+	}
+	memcpy(token, c->token, sizeof(token));
+	explicit_bzero(c->token, sizeof(c->token));
+	handover(c, token, sizeof(token));
+	explicit_bzero(token, sizeof(token));
+}
+
 static void process_input(struct lconn *c)
 {
-	char line[POP3_CMD_MAX + 1];
+	char *line = malloc(LOGIN_LINE_MAX + 1);
 	size_t len;
 
-	while (c->state == LS_AUTH) {
-		enum line_result r = client_read_line(bufferevent_get_input(c->bev), &c->lr, line,
-		                                      sizeof(line), &len);
+	if (line == NULL) {
+		close_after_flush(c);
+		return;
+	}
+	while (c->state == LS_AUTH || c->state == LS_SASL || c->state == LS_SASL_FINAL) {
+		enum lstate st = c->state;
+		struct line_reader *lr = &c->lr;
+		enum line_result r = client_read_line(bufferevent_get_input(c->bev), lr, line,
+		                                      LOGIN_LINE_MAX + 1, &len);
 		if (r == LINE_NEED_MORE)
-			return;
+			break;
 		if (r == LINE_OK) {
-			handle_line(c, line, len);
+			if (st == LS_AUTH)
+				handle_line(c, line, len);
+			else if (st == LS_SASL)
+				sasl_line(c, line, len);
+			else if (len == 0) {
+				free(line);
+				sasl_final_line(c, len); /* hands over: C may be gone */
+				return;
+			} else {
+				sasl_final_line(c, len);
+			}
+			explicit_bzero(line, len);
 			continue;
 		}
-		client_reply_dropped(c->bev, r);
+		if (st != LS_AUTH) {
+			/* An over-long or broken response ends the exchange (S-099). */
+			sasl_abort(c);
+			explicit_bzero(c->token, sizeof(c->token));
+			set_state(c, LS_AUTH);
+			client_reply(c->bev, "-ERR Authentication response too long or malformed");
+		} else {
+			client_reply_dropped(c->bev, r);
+		}
 		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
 		                       c->ip)) {
 			close_after_flush(c);
-			return;
+			break;
 		}
 	}
+	free(line);
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -346,6 +688,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 		c->tls = true;
 		tls_describe(ssl, c->tlsdesc, sizeof(c->tlsdesc));
+		compute_binding(c, ssl);
 		log_info("session=%s ip=%s event=tls version=%s", c->session, c->ip, c->tlsdesc);
 		bufferevent_set_timeouts(c->bev, &idle, &stall);
 		/* After STLS the greeting is not repeated (RFC 2595 §4); on port 995 it comes now.
@@ -400,7 +743,7 @@ static void start_tls(struct lconn *c)
 	c->stls = true;
 	set_state(c, LS_HANDSHAKE);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, HANDOVER_INPUT_MAX);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_LINE_MAX);
 	bufferevent_set_timeouts(c->bev, &(struct timeval){HANDSHAKE_TIMEOUT, 0},
 	                         &(struct timeval){HANDSHAKE_TIMEOUT, 0});
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
@@ -537,28 +880,61 @@ static struct lconn *find_req(uint32_t req_id)
 static void auth_res(struct ipc_msg *m)
 {
 	uint32_t req_id, result;
-	const void *token;
-	size_t toklen;
+	const void *token, *final;
+	size_t toklen, final_len;
+	char user[USERNAME_MAX + 1];
 	struct lconn *c;
 
 	if (ipc_get_u32(m, &req_id) < 0 || ipc_get_u32(m, &result) < 0 ||
-	    ipc_get_data(m, &token, &toklen) < 0 || ipc_end(m) < 0) {
+	    ipc_get_data(m, &token, &toklen) < 0 || ipc_get_str(m, user, sizeof(user)) < 0 ||
+	    ipc_get_data(m, &final, &final_len) < 0 || ipc_end(m) < 0) {
 		log_warnx("event=bad_message from=auth type=auth_res");
 		return;
 	}
 	if ((c = find_req(req_id)) == NULL)
-		return; /* the client left while its password was being checked */
+		return;     /* the client left while its password was being checked */
+	c->in_sasl = false; /* the auth process closed the exchange */
 	if (result == AUTH_OK && toklen == AUTH_TOKEN_LEN) {
-		log_info("session=%s ip=%s event=auth_ok user=%s method=PASS tls=%s", c->session,
-		         c->ip, c->user, c->tls ? c->tlsdesc : "no");
+		log_info("session=%s ip=%s event=auth_ok user=%s method=%s tls=%s", c->session,
+		         c->ip, user, c->mech, c->tls ? c->tlsdesc : "no");
+		if (final_len > 0) {
+			/* POP3 has no "additional data with success": the data goes out as a
+			 * challenge, the client answers with an empty line (S-100). */
+			memcpy(c->token, token, AUTH_TOKEN_LEN);
+			send_challenge(c, final, final_len);
+			set_state(c, LS_SASL_FINAL);
+			process_input(c);
+			return;
+		}
 		handover(c, token, toklen);
 		return;
 	}
 	set_state(c, LS_AUTH);
 	if (result == AUTH_TEMPFAIL)
 		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication temporarily unavailable");
+	else if (result == AUTH_BLOCKED)
+		client_reply(c->bev, "-ERR [SYS/TEMP] Too many failed logins from your address; "
+		                     "try again later");
 	else
 		client_reply(c->bev, "-ERR [AUTH] Authentication failed");
+	process_input(c);
+}
+
+static void sasl_challenge(struct ipc_msg *m)
+{
+	uint32_t req_id;
+	const void *data;
+	size_t len;
+	struct lconn *c;
+
+	if (ipc_get_u32(m, &req_id) < 0 || ipc_get_data(m, &data, &len) < 0 || ipc_end(m) < 0) {
+		log_warnx("event=bad_message from=auth type=sasl_challenge");
+		return;
+	}
+	if ((c = find_req(req_id)) == NULL || !c->in_sasl)
+		return;
+	send_challenge(c, data, len);
+	set_state(c, LS_SASL);
 	process_input(c);
 }
 
@@ -580,7 +956,10 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 			auth_fd = -1;
 			for (struct lconn *c = conns, *n; c != NULL; c = n) {
 				n = c->next;
-				if (c->state == LS_WAIT_AUTH) {
+				c->in_sasl = false; /* the exchanges died with the process */
+				if (c->state == LS_WAIT_AUTH || c->state == LS_SASL ||
+				    c->state == LS_SASL_FINAL) {
+					explicit_bzero(c->token, sizeof(c->token));
 					set_state(c, LS_AUTH);
 					client_reply(c->bev, "-ERR [SYS/TEMP] Authentication "
 					                     "temporarily unavailable");
@@ -595,6 +974,8 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (msgbuf.type == MSG_AUTH_RES)
 			auth_res(&msgbuf);
+		else if (msgbuf.type == MSG_SASL_CHALLENGE)
+			sasl_challenge(&msgbuf);
 		else
 			log_warnx("event=bad_message from=auth type=%u", msgbuf.type);
 	}
@@ -649,7 +1030,7 @@ static void new_conn(struct ipc_msg *m)
 			if (netmask_match(&env->conf.trusted[i], (struct sockaddr *)&ss))
 				c->trusted = true;
 	}
-	line_reader_init(&c->lr, POP3_CMD_MAX);
+	line_reader_init(&c->lr, LOGIN_LINE_MAX);
 	c->next = conns;
 	if (conns != NULL)
 		conns->prev = c;
@@ -685,7 +1066,7 @@ static void new_conn(struct ipc_msg *m)
 	}
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	/* Pipelined input is bounded: past this the kernel buffer holds it (back-pressure). */
-	bufferevent_setwatermark(c->bev, EV_READ, 0, HANDOVER_INPUT_MAX);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_LINE_MAX);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 

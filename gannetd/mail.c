@@ -18,6 +18,7 @@
 #include "client.h"
 #include "ipc.h"
 #include "log.h"
+#include "mechs.h"
 #include "maildir.h"
 #include "strnum.h"
 
@@ -353,14 +354,42 @@ static int cmd_rset(void *arg, struct pop3_cmd *cmd)
 static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 {
 	struct msess *s = arg;
-	static const char capa[] = "+OK Capability list follows\r\n"
+	static const char head[] = "+OK Capability list follows\r\n"
 	                           "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
-	                           "USER\r\nIMPLEMENTATION Gannet\r\n.\r\n";
+	                           "USER\r\n";
+	static const char tail[] = "IMPLEMENTATION Gannet\r\n.\r\n";
+	char line[POP3_RESP_MAX];
+	size_t n = 0;
+	bool tls = s->tls[0] != '\0';
 
 	if (!args_ok(s, cmd, 0, 0, "CAPA"))
 		return CMD_ERR;
-	bufferevent_write(s->bev, capa, sizeof(capa) - 1);
+	bufferevent_write(s->bev, head, sizeof(head) - 1);
+	/* SASL stays listed after login (RFC 5034 §3, S-063), like USER: every capability of
+	 * AUTHORIZATION is listed again (S-040); only STLS drops out. */
+	for (const struct mech_info *m = mech_table; m->name != NULL; m++) {
+		if (!mech_offered(&env->conf, m, true, tls, tls) ||
+		    n + strlen(m->name) + 8 > sizeof(line))
+			continue;
+		n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s", n == 0 ? "SASL " : " ",
+		                      m->name);
+	}
+	if (n > 0) {
+		bufferevent_write(s->bev, line, n);
+		bufferevent_write(s->bev, "\r\n", 2);
+	}
+	bufferevent_write(s->bev, tail, sizeof(tail) - 1);
 	return CMD_OK;
+}
+
+/* A message file name for the log: anyone who can write to the Maildir picks these names, so
+ * control bytes are escaped (a newline would forge a log line fail2ban believes). */
+static const char *log_name(const struct maildir_snapshot *snap, size_t i, char *out, size_t size)
+{
+	char name[MAILDIR_NAME_BUF];
+	const char *n = maildir_msg_name(snap, i, name);
+
+	return log_sanitize(out, size, n, strlen(n));
 }
 
 /* UPDATE (RFC 1939 §6): remove the messages marked deleted, then release the maildrop. */
@@ -372,13 +401,13 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	if (!args_ok(s, cmd, 0, 0, "QUIT"))
 		return CMD_ERR;
 	for (size_t i = 0; i < s->snap.count; i++) {
-		char name[MAILDIR_NAME_BUF];
+		char name[4 * MAILDIR_NAME_BUF];
 
 		if (!s->deleted[i])
 			continue;
 		if (maildir_unlink_msg(s->maildir, &s->snap, i) < 0) {
 			log_warn("session=%s ip=%s event=delete_failed user=%s file=%s", s->session,
-			         s->ip, s->user, maildir_msg_name(&s->snap, i, name));
+			         s->ip, s->user, log_name(&s->snap, i, name, sizeof(name)));
 			failed++;
 		}
 	}
@@ -460,7 +489,7 @@ static void pump(struct msess *s)
 			             pop3_enc_feed(&s->enc, readbuf, (size_t)r, encbuf));
 		if (r == 0 || pop3_enc_done(&s->enc)) {
 			uint64_t listed = maildir_msg_size(&s->snap, s->retr_idx);
-			char name[MAILDIR_NAME_BUF];
+			char name[4 * MAILDIR_NAME_BUF];
 			size_t n = pop3_enc_finish(&s->enc, encbuf);
 
 			memcpy(encbuf + n, ".\r\n", 3);
@@ -470,11 +499,12 @@ static void pump(struct msess *s)
 			s->busy = false;
 			if (!s->retr_is_top) {
 				if (s->enc.size != listed)
-					log_warnx("session=%s ip=%s event=size_changed user=%s "
-					          "file=%s listed=%" PRIu64 " sent=%" PRIu64,
-					          s->session, s->ip, s->user,
-					          maildir_msg_name(&s->snap, s->retr_idx, name),
-					          listed, s->enc.size);
+					log_warnx(
+					    "session=%s ip=%s event=size_changed user=%s "
+					    "file=%s listed=%" PRIu64 " sent=%" PRIu64,
+					    s->session, s->ip, s->user,
+					    log_name(&s->snap, s->retr_idx, name, sizeof(name)),
+					    listed, s->enc.size);
 				s->retrieved++;
 				s->retrieved_bytes += s->enc.size;
 				/* For EXPIRE, kept in the index. */
@@ -482,9 +512,9 @@ static void pump(struct msess *s)
 				/* Seen for IMAP on the same Maildir; the UIDL does not change. */
 				if (maildir_mark_seen(s->maildir, &s->snap, s->retr_idx) < 0 &&
 				    errno != ENOENT)
-					log_warn("session=%s event=mark_seen_failed file=%s",
-					         s->session,
-					         maildir_msg_name(&s->snap, s->retr_idx, name));
+					log_warn(
+					    "session=%s event=mark_seen_failed file=%s", s->session,
+					    log_name(&s->snap, s->retr_idx, name, sizeof(name)));
 			}
 		}
 	}
@@ -695,7 +725,7 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	s->logged_in = true;
-	log_info("session=%s ip=%s event=login user=%s method=PASS tls=%s messages=%zu "
+	log_info("session=%s ip=%s event=login user=%s tls=%s messages=%zu "
 	         "bytes=%" PRIu64,
 	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
 	         s->snap.total_size);

@@ -20,6 +20,7 @@
 
 #include <event2/event.h>
 
+#include "control.h"
 #include "ipc.h"
 #include "log.h"
 #include "proto.h"
@@ -565,6 +566,19 @@ static void handle_msg(struct proc *p, struct ipc_msg *m)
 			return;
 		}
 		break;
+	case MSG_CTL_RES:
+		if (p->kind == PROC_AUTH) {
+			uint32_t id, status;
+			const void *text;
+			size_t len;
+
+			if (ipc_get_u32(m, &id) == 0 && ipc_get_u32(m, &status) == 0 &&
+			    ipc_get_data(m, &text, &len) == 0 && ipc_end(m) == 0) {
+				control_reply(id, status, text, len);
+				return;
+			}
+		}
+		break;
 	default:
 		break;
 	}
@@ -616,6 +630,7 @@ static void maybe_exit(void)
 			return;
 	if (pidfile[0] != '\0')
 		unlink(pidfile);
+	control_close();
 	log_info("event=stopped");
 	exit(0);
 }
@@ -779,6 +794,18 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* A gannetctl command for the current generation's auth process. */
+static int relay_to_auth(uint32_t id, const char *command)
+{
+	if (cur == NULL || cur->auth == NULL)
+		return -1;
+	ipc_msg_init(&msgbuf, MSG_CTL_REQ);
+	ipc_put_u32(&msgbuf, id);
+	ipc_put_str(&msgbuf, command);
+	proc_send(cur->auth, &msgbuf, -1);
+	return 0;
+}
+
 static void raise_nofile(long sessions)
 {
 	struct rlimit rl;
@@ -818,6 +845,7 @@ void master_main(const char *file, struct conf *conf, char *text, size_t len, bo
 	if (!foreground && daemon(0, 0) < 0)
 		fatal("daemon");
 	write_pidfile(conf->state_dir);
+	control_open(base, conf->state_dir, relay_to_auth);
 	if (geteuid() == 0) {
 		if (conf->login_user[0] == '\0')
 			log_warnx("running the login processes as root: set login_user");

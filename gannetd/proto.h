@@ -16,9 +16,12 @@ enum msg_type {
 	/* master -> auth and master -> login, +fd: u32 login_id; the two ends of one channel
 	 * between that login process and the auth process */
 	MSG_AUTH_CLIENT,
-	/* login -> auth: u32 req_id, str user, data password, str ip, str session_id */
+	/* login -> auth: u32 req_id, u32 method (enum auth_method), str user, data password (PASS)
+	 * or digest (APOP), str apop_timestamp ("" for PASS), str ip, str session_id */
 	MSG_AUTH_REQ,
-	/* auth -> login: u32 req_id, u32 result (enum auth_result), data token */
+	/* auth -> login: u32 req_id, u32 result (enum auth_result), data token, str user (the
+	 * authenticated name, for the log), data server_final (SASL data the client must see
+	 * before +OK: sent as a last "+ " challenge; empty for none) */
 	MSG_AUTH_RES,
 	/* login -> master, +fd: u64 conn_id, data token, str session_id, str ip, str tls,
 	 * data pipelined input */
@@ -30,6 +33,25 @@ enum msg_type {
 	/* master -> mail, +fd: u64 conn_id, str session_id, str ip, str tls, str user, u32 uid,
 	 * u32 gid, str maildir, data pipelined input */
 	MSG_SESSION,
+	/* login -> auth: u32 req_id, str mechanism (upper case), u32 has_initial, data initial
+	 * response (decoded), str ip, str session_id, str cb_type ("tls-exporter", "tls-unique" or
+	 * "" without TLS), data cb_data (the channel binding bytes of this TLS connection) */
+	MSG_SASL_START,
+	/* login -> auth: u32 req_id, data client response (decoded) */
+	MSG_SASL_STEP,
+	/* login -> auth: u32 req_id: the client cancelled with "*" or went away */
+	MSG_SASL_ABORT,
+	/* auth -> login: u32 req_id, data challenge (sent base64-encoded after "+ ") */
+	MSG_SASL_CHALLENGE,
+	/* master -> auth: u32 ctl_id, str command line from gannetctl (control socket) */
+	MSG_CTL_REQ,
+	/* auth -> master: u32 ctl_id, u32 status (0 ok, 1 failed), data text for gannetctl */
+	MSG_CTL_RES,
+};
+
+enum auth_method {
+	AUTH_METHOD_PASS = 0,
+	AUTH_METHOD_APOP = 1,
 };
 
 enum proc_kind { PROC_MASTER, PROC_LOGIN, PROC_AUTH, PROC_MAIL };
@@ -38,6 +60,7 @@ enum auth_result {
 	AUTH_OK = 0,
 	AUTH_FAIL = 1,     /* wrong password or unknown user: the same answer for both */
 	AUTH_TEMPFAIL = 2, /* user database unreadable or broken: [SYS/TEMP] */
+	AUTH_BLOCKED = 3,  /* the client address is refused after too many failures */
 };
 
 /* An auth token proves to the master that the auth process accepted this login. */

@@ -100,6 +100,8 @@ static const struct conf_opt opts[] = {
      NULL,
      "SASL mechanisms offered (PLAIN and LOGIN only with TLS or from trusted_networks; "
      "OAUTHBEARER and XOAUTH2 only with oauth_jwks set)"},
+    {"apop", CT_BOOL, OFF(apop), 0, 0, 0, "no", NULL,
+     "offer APOP (greeting timestamp); each user still needs `gannetctl apop enable`"},
     {"auth_failure_delay", CT_LONG, OFF(auth_failure_delay), 0, 0, 60, "2", NULL,
      "seconds before the first failed login reply from an address; doubles with each failure"},
     {"auth_failure_delay_max", CT_LONG, OFF(auth_failure_delay_max), 0, 0, 600, "30", NULL,
@@ -114,8 +116,8 @@ static const struct conf_opt opts[] = {
      "required iss claim of bearer tokens"},
     {"oauth_audience", CT_STR, OFF(oauth_audience), SZ(oauth_audience), 0, 0, "", NULL,
      "required aud claim of bearer tokens"},
-    {"oauth_user_claim", CT_STR, OFF(oauth_user_claim), SZ(oauth_user_claim), 0, 0, "email",
-     NULL, "claim that names the user (email, sub, preferred_username, ...)"},
+    {"oauth_user_claim", CT_STR, OFF(oauth_user_claim), SZ(oauth_user_claim), 0, 0, "email", NULL,
+     "claim that names the user (email, sub, preferred_username, ...)"},
 };
 
 static char *trim(char *s)

@@ -51,6 +51,7 @@ struct conf {
 	int log_level; /* enum log_level */
 	char auth_dir[GANNET_PATH_MAX];
 	char auth_mechanisms[256];
+	bool apop;
 	long auth_failure_delay;
 	long auth_failure_delay_max;
 	long auth_ip_max_failures;

@@ -5,8 +5,10 @@ stored bare LF -> CRLF, CRLF kept, a bare CR passes through, a last line without
 CRLF, every line starting with '.' is stuffed, and a zero-byte file has an empty wire form.
 """
 
+import base64
 import crypt
 import hashlib
+import hmac
 import os
 import re
 import shutil
@@ -141,6 +143,17 @@ def make_hash(password: str, scheme: str) -> str:
             assert line.startswith("{ARGON2ID}$argon2id$"), line
             return line
     raise ValueError(scheme)
+
+
+def scram_verifier(password: str, hashname: str, iterations=4096, salt=None) -> str:
+    """The user file's SCRAM verifier "ITER,SALT_B64,STOREDKEY_HEX,SERVERKEY_HEX" (RFC 5802 §3),
+    computed here independently of gannetctl."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac(hashname, password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashname).digest()
+    stored = hashlib.new(hashname, client_key).hexdigest()
+    server = hmac.new(salted, b"Server Key", hashname).hexdigest()
+    return "%d,%s,%s,%s" % (iterations, base64.b64encode(salt).decode(), stored, server)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,6 +518,7 @@ class GannetServer:
         self.conf_path = os.path.join(self.base, "gannetd.conf")
         self.userdb = os.path.join(self.base, "users")
         self.log_path = os.path.join(self.base, "gannetd.log")
+        self.auth_dir = os.path.join(self.base, "auth")  # app passwords, TOTP, APOP secrets
         self.port = free_port()
         self.tls_port = free_port() if cert else None
         self.extra_ports = []  # more plain listeners on the same `listen` line
@@ -515,6 +529,7 @@ class GannetServer:
                 if k not in (settings or {}):
                     self.settings.pop(k, None)
         self.users = {}  # name -> (password, home)
+        self.extra = {}  # name -> the user file's extra field (SCRAM verifiers)
         self.secrets = set()
         self.proc = None
         self.problems = []
@@ -524,7 +539,7 @@ class GannetServer:
 
     # -- setup
     def add_user(self, name, password=None, scheme="PLAIN", home=None, make_maildir=True,
-                 write=True):
+                 write=True, scram=False):
         if password is None:
             password = "Pw-%s-%s" % (name, os.urandom(4).hex())
         if home is None:
@@ -532,6 +547,9 @@ class GannetServer:
         if make_maildir:
             Maildir(os.path.join(home, "Maildir"))
         self.users[name] = (password, home, make_hash(password, scheme))
+        if scram:
+            self.extra[name] = "scram-sha-1=%s scram-sha-256=%s" % (
+                scram_verifier(password, "sha1"), scram_verifier(password, "sha256"))
         self.secrets.add(password)
         if write:
             self.write_users()
@@ -540,7 +558,7 @@ class GannetServer:
     def write_users(self):
         with open(self.userdb, "w") as f:
             for name, (_pw, home, h) in self.users.items():
-                f.write("%s:%s::::%s::\n" % (name, h, home))
+                f.write("%s:%s::::%s::%s\n" % (name, h, home, self.extra.get(name, "")))
         os.chmod(self.userdb, 0o600)
 
     def password(self, user):
@@ -557,7 +575,7 @@ class GannetServer:
             lines += ["listen_tls = 127.0.0.1:%d" % self.tls_port,
                       "tls_cert = %s" % self.cert[0], "tls_key = %s" % self.cert[1]]
         lines += ["userdb = %s" % self.userdb, "mail_location = %h/Maildir",
-                  "state_dir = %s" % self.state_dir]
+                  "state_dir = %s" % self.state_dir, "auth_dir = %s" % self.auth_dir]
         for k, v in s.items():
             if v is None:
                 continue

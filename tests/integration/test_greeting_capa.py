@@ -9,8 +9,14 @@ import gannettest as g
 BASE = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
 
 
-def expected_capa(user, stls):
-    return BASE + (["USER"] if user else []) + (["STLS"] if stls else []) + ["IMPLEMENTATION Gannet"]
+def expected_capa(user, stls, tls=False):
+    """The tags in order. SASL (S-063, S-113): -PLUS only under TLS; PLAIN and LOGIN exactly
+    when USER is offered (RFC 2595 §2.3, S-103)."""
+    sasl = ["SCRAM-SHA-256-PLUS"] if tls else []
+    sasl += ["SCRAM-SHA-256"] + (["SCRAM-SHA-1-PLUS"] if tls else []) + ["SCRAM-SHA-1"]
+    sasl += ["PLAIN", "LOGIN"] if user else []
+    return BASE + (["USER"] if user else []) + ["SASL " + " ".join(sasl)] + \
+        (["STLS"] if stls else []) + ["IMPLEMENTATION Gannet"]
 
 
 def check_capa_bytes(c):
@@ -87,13 +93,13 @@ def test_s039_s040_capa_transaction_drops_only_stls(server):
 
 def test_s039_capa_transaction_over_tls(server):
     c = server.login("alice", tls=True)
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
 
 
 def test_capa_on_implicit_tls_port_has_user_no_stls(server):
     """S-080/S-083: inside TLS, STLS is not offered; USER is (TLS is active)."""
     c = server.connect(tls=True)
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
 
 
 def test_capa_without_tls_cert_has_no_stls(gannet):
@@ -113,9 +119,9 @@ def test_s032_s083_capa_untrusted_before_and_after_stls(gannet):
     r = c.cmd("STLS")
     assert r.startswith(b"+OK"), r
     c.starttls(srv.tls_context())
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
     c.login("alice", srv.password("alice"))
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
 
 
 def test_capa_untrusted_but_plaintext_allowed(gannet):
