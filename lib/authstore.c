@@ -15,44 +15,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "authstore_int.h"
 #include "strnum.h"
 #include "userdb.h"
-
-#define KIND_APPPW "app-passwords"
-#define KIND_TOTP  "totp"
-#define KIND_APOP  "apop"
-
-/* Fields of the longest record: a TOTP line has four plus its recovery verifiers. */
-#define FIELDS_MAX (4 + TOTP_RECOVERY_CODES)
-
-/* How often a waiting call retries the lock: short against the length of a rewrite. */
-#define LOCK_POLL_NS (10 * 1000 * 1000)
 
 static uid_t owner_uid = (uid_t)-1;
 static gid_t owner_gid = (gid_t)-1;
 
 static _Thread_local char store_err[GANNET_PATH_MAX + 256];
 
-/* One store file being read (and maybe rewritten) under the lock. */
-struct sfile {
-	char path[GANNET_PATH_MAX];
-	char dir[GANNET_PATH_MAX];
-	const char *kind;
-	bool write;
-	int lock_fd;
-	bool exists;
-	struct stat st;
-	char *data;
-	size_t len, pos;
-	unsigned long lineno;
-	char line[AUTHSTORE_LINE_MAX + 1];
-	char *out;
-	size_t out_len, out_cap;
-};
-
-static int fail(const char **error_r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int fail(const char **error_r, const char *fmt, ...)
+int as_fail(const char **error_r, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -63,9 +35,9 @@ static int fail(const char **error_r, const char *fmt, ...)
 	return -1;
 }
 
-static int fail_line(struct sfile *f, const char *reason, const char **error_r)
+int as_fail_line(struct sfile *f, const char *reason, const char **error_r)
 {
-	return fail(error_r, "%s:%lu: %s", f->path, f->lineno, reason);
+	return as_fail(error_r, "%s:%lu: %s", f->path, f->lineno, reason);
 }
 
 void authstore_set_owner(uid_t uid, gid_t gid)
@@ -88,17 +60,17 @@ int authstore_mkdir(const char *dir, const char **error_r)
 	int fd;
 
 	if (dir == NULL || dir[0] == '\0')
-		return fail(error_r, "no auth directory given");
+		return as_fail(error_r, "no auth directory given");
 	if (mkdir(dir, 0700) < 0) {
 		if (errno != EEXIST)
-			return fail(error_r, "%s: mkdir: %s", dir, strerror(errno));
+			return as_fail(error_r, "%s: mkdir: %s", dir, strerror(errno));
 		if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
-			return fail(error_r, "%s: not a directory", dir);
+			return as_fail(error_r, "%s: not a directory", dir);
 		return 0;
 	}
 	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || give_to_owner(fd) < 0) {
-		fail(error_r, "%s: chown: %s", dir, strerror(errno));
+		as_fail(error_r, "%s: chown: %s", dir, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -165,9 +137,9 @@ int authstore_hash(const void *secret, size_t len, char *out, size_t size, const
 	char salt_hex[2 * AUTHSTORE_SALT_LEN + 1], md_hex[65];
 
 	if (size < AUTHSTORE_HASH_TEXT + 1)
-		return fail(error_r, "hash buffer too small");
+		return as_fail(error_r, "hash buffer too small");
 	if (RAND_bytes(salt, sizeof(salt)) != 1 || salted_sha256(salt, secret, len, md) < 0)
-		return fail(error_r, "OpenSSL: SHA-256 or RAND_bytes failed");
+		return as_fail(error_r, "OpenSSL: SHA-256 or RAND_bytes failed");
 	to_hex(salt, sizeof(salt), salt_hex);
 	to_hex(md, sizeof(md), md_hex);
 	snprintf(out, size, "sha256$%s$%s", salt_hex, md_hex);
@@ -175,7 +147,7 @@ int authstore_hash(const void *secret, size_t len, char *out, size_t size, const
 	return 0;
 }
 
-static bool hash_well_formed(const char *stored)
+bool as_hash_well_formed(const char *stored)
 {
 	unsigned char buf[32];
 
@@ -190,12 +162,12 @@ int authstore_hash_verify(const void *secret, size_t len, const char *stored, co
 	unsigned char salt[AUTHSTORE_SALT_LEN], want[32], got[32];
 	int ret;
 
-	if (!hash_well_formed(stored))
-		return fail(error_r, "malformed verifier (want sha256$SALT$HASH)");
+	if (!as_hash_well_formed(stored))
+		return as_fail(error_r, "malformed verifier (want sha256$SALT$HASH)");
 	from_hex(stored + 7, 2 * AUTHSTORE_SALT_LEN, salt, sizeof(salt));
 	from_hex(stored + 8 + 2 * AUTHSTORE_SALT_LEN, 64, want, sizeof(want));
 	if (salted_sha256(salt, secret, len, got) < 0)
-		return fail(error_r, "OpenSSL: SHA-256 failed");
+		return as_fail(error_r, "OpenSSL: SHA-256 failed");
 	ret = CRYPTO_memcmp(got, want, sizeof(got)) == 0;
 	explicit_bzero(got, sizeof(got));
 	return ret;
@@ -214,7 +186,7 @@ static int take_lock(struct sfile *f, const char **error_r)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		if (give_to_owner(fd) < 0) {
-			fail(error_r, "%s: chown: %s", path, strerror(errno));
+			as_fail(error_r, "%s: chown: %s", path, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -225,19 +197,19 @@ static int take_lock(struct sfile *f, const char **error_r)
 		/* A reader finding no directory reads an empty store. */
 		if (errno == ENOENT && !f->write)
 			return 0;
-		return fail(error_r, "%s: %s", path, strerror(errno));
+		return as_fail(error_r, "%s: %s", path, strerror(errno));
 	}
 	f->lock_fd = fd;
 	clock_gettime(CLOCK_MONOTONIC, &deadline);
 	deadline.tv_sec += AUTHSTORE_LOCK_SECONDS;
 	while (flock(fd, (f->write ? LOCK_EX : LOCK_SH) | LOCK_NB) < 0) {
 		if (errno != EWOULDBLOCK && errno != EINTR)
-			return fail(error_r, "%s: flock: %s", path, strerror(errno));
+			return as_fail(error_r, "%s: flock: %s", path, strerror(errno));
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		if (now.tv_sec > deadline.tv_sec ||
 		    (now.tv_sec == deadline.tv_sec && now.tv_nsec >= deadline.tv_nsec))
-			return fail(error_r, "%s: still locked after %d s", path,
-			            AUTHSTORE_LOCK_SECONDS);
+			return as_fail(error_r, "%s: still locked after %d s", path,
+			               AUTHSTORE_LOCK_SECONDS);
 		nanosleep(&pause, NULL);
 	}
 	return 0;
@@ -251,20 +223,20 @@ static int read_file(struct sfile *f, const char **error_r)
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return fail(error_r, "%s: %s", f->path, strerror(errno));
+		return as_fail(error_r, "%s: %s", f->path, strerror(errno));
 	}
 	if (fstat(fd, &f->st) < 0 || !S_ISREG(f->st.st_mode) ||
 	    (size_t)f->st.st_size > AUTHSTORE_FILE_MAX) {
 		close(fd);
-		return fail(error_r, "%s: not a regular file of at most %zu bytes", f->path,
-		            AUTHSTORE_FILE_MAX);
+		return as_fail(error_r, "%s: not a regular file of at most %zu bytes", f->path,
+		               AUTHSTORE_FILE_MAX);
 	}
 	f->exists = true;
 	cap = (size_t)f->st.st_size + 1;
 	f->data = malloc(cap);
 	if (f->data == NULL) {
 		close(fd);
-		return fail(error_r, "%s: out of memory", f->path);
+		return as_fail(error_r, "%s: out of memory", f->path);
 	}
 	for (;;) {
 		ssize_t n = read(fd, f->data + f->len, cap - f->len);
@@ -272,7 +244,7 @@ static int read_file(struct sfile *f, const char **error_r)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			fail(error_r, "%s: %s", f->path, strerror(errno));
+			as_fail(error_r, "%s: %s", f->path, strerror(errno));
 			close(fd);
 			return -1;
 		}
@@ -283,14 +255,14 @@ static int read_file(struct sfile *f, const char **error_r)
 		 * read; a file that does anyway is not ours to trust. */
 		if (f->len == cap) {
 			close(fd);
-			return fail(error_r, "%s: changed while being read", f->path);
+			return as_fail(error_r, "%s: changed while being read", f->path);
 		}
 	}
 	close(fd);
 	return 0;
 }
 
-static void sf_close(struct sfile *f)
+void as_sf_close(struct sfile *f)
 {
 	if (f->data != NULL) {
 		explicit_bzero(f->data, f->len);
@@ -309,40 +281,39 @@ static void sf_close(struct sfile *f)
 	}
 }
 
-static int sf_open(struct sfile *f, const char *dir, const char *kind, bool write,
-                   const char **error_r)
+int as_sf_open(struct sfile *f, const char *dir, const char *kind, bool write, const char **error_r)
 {
 	memset(f, 0, sizeof(*f));
 	f->lock_fd = -1;
 	f->kind = kind;
 	f->write = write;
 	if (dir == NULL || dir[0] == '\0')
-		return fail(error_r, "no auth directory given");
+		return as_fail(error_r, "no auth directory given");
 	if ((size_t)snprintf(f->dir, sizeof(f->dir), "%s", dir) >= sizeof(f->dir) ||
 	    (size_t)snprintf(f->path, sizeof(f->path), "%s/%s", dir, kind) >= sizeof(f->path) - 8)
-		return fail(error_r, "%s: path too long", dir);
+		return as_fail(error_r, "%s: path too long", dir);
 	if (write && authstore_mkdir(dir, error_r) < 0)
 		return -1;
 	if (take_lock(f, error_r) < 0 || (f->lock_fd >= 0 && read_file(f, error_r) < 0)) {
-		sf_close(f);
+		as_sf_close(f);
 		return -1;
 	}
 	return 0;
 }
 
-static int out_add(struct sfile *f, const char *text, size_t len, const char **error_r)
+int as_out_add(struct sfile *f, const char *text, size_t len, const char **error_r)
 {
 	if (!f->write)
 		return 0;
 	if (f->out_len + len + 1 > AUTHSTORE_FILE_MAX)
-		return fail(error_r, "%s: would grow beyond %zu bytes", f->path,
-		            AUTHSTORE_FILE_MAX);
+		return as_fail(error_r, "%s: would grow beyond %zu bytes", f->path,
+		               AUTHSTORE_FILE_MAX);
 	if (f->out_len + len + 1 > f->out_cap) {
 		size_t cap = (f->out_len + len + 1) * 2;
 		char *p = malloc(cap);
 
 		if (p == NULL)
-			return fail(error_r, "%s: out of memory", f->path);
+			return as_fail(error_r, "%s: out of memory", f->path);
 		/* Copy rather than realloc so that the old buffer can be wiped. */
 		if (f->out != NULL) {
 			memcpy(p, f->out, f->out_len);
@@ -360,7 +331,7 @@ static int out_add(struct sfile *f, const char *text, size_t len, const char **e
 
 /* The next record line, NUL-terminated in f->line: 1, 0 at the end, -1 for a line too long or
  * holding a NUL. Comments and empty lines are skipped (and carried into the rewrite). */
-static int sf_next(struct sfile *f, const char **error_r)
+int as_sf_next(struct sfile *f, const char **error_r)
 {
 	while (f->pos < f->len) {
 		const char *start = f->data + f->pos, *nl;
@@ -371,22 +342,22 @@ static int sf_next(struct sfile *f, const char **error_r)
 		f->pos += n + (nl != NULL);
 		f->lineno++;
 		if (n + 1 > AUTHSTORE_LINE_MAX)
-			return fail_line(f, "line too long", error_r);
+			return as_fail_line(f, "line too long", error_r);
 		if (memchr(start, '\0', n) != NULL)
-			return fail_line(f, "NUL byte in line", error_r);
+			return as_fail_line(f, "NUL byte in line", error_r);
 		memcpy(f->line, start, n);
 		f->line[n] = '\0';
 		if (n > 0 && f->line[0] != '#')
 			return 1;
-		if (out_add(f, f->line, n, error_r) < 0)
+		if (as_out_add(f, f->line, n, error_r) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static int sf_keep(struct sfile *f, const char **error_r)
+int as_sf_keep(struct sfile *f, const char **error_r)
 {
-	return out_add(f, f->line, strlen(f->line), error_r);
+	return as_out_add(f, f->line, strlen(f->line), error_r);
 }
 
 static int write_all(int fd, const char *data, size_t len)
@@ -405,7 +376,7 @@ static int write_all(int fd, const char *data, size_t len)
 }
 
 /* Replace the file with the output built so far: .KIND.tmp, fsync, rename, fsync DIR. */
-static int sf_commit(struct sfile *f, const char **error_r)
+int as_sf_commit(struct sfile *f, const char **error_r)
 {
 	char tmp[GANNET_PATH_MAX + 32];
 	int fd, dfd, r;
@@ -414,10 +385,10 @@ static int sf_commit(struct sfile *f, const char **error_r)
 	/* A crashed writer's leftover goes first; O_EXCL then makes sure we write a fresh inode
 	 * of our own, not one planted under the name. */
 	if (unlink(tmp) < 0 && errno != ENOENT)
-		return fail(error_r, "%s: unlink: %s", tmp, strerror(errno));
+		return as_fail(error_r, "%s: unlink: %s", tmp, strerror(errno));
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return fail(error_r, "%s: %s", tmp, strerror(errno));
+		return as_fail(error_r, "%s: %s", tmp, strerror(errno));
 	if (fchmod(fd, 0600) < 0)
 		goto fail;
 	if (f->exists && geteuid() == 0)
@@ -432,7 +403,7 @@ static int sf_commit(struct sfile *f, const char **error_r)
 		goto fail;
 	dfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0 || fsync(dfd) < 0) {
-		fail(error_r, "%s: fsync: %s", f->dir, strerror(errno));
+		as_fail(error_r, "%s: fsync: %s", f->dir, strerror(errno));
 		if (dfd >= 0)
 			close(dfd);
 		return -1;
@@ -440,7 +411,7 @@ static int sf_commit(struct sfile *f, const char **error_r)
 	close(dfd);
 	return 0;
 fail:
-	fail(error_r, "%s: %s", tmp, strerror(errno));
+	as_fail(error_r, "%s: %s", tmp, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
@@ -469,29 +440,29 @@ static int split(char *line, char **fields, size_t max, size_t *n_r)
 	return 0;
 }
 
-static int check_user(const char *user, const char **error_r)
+int as_check_user(const char *user, const char **error_r)
 {
 	const char *why;
 
 	if (user == NULL || userdb_valid_name(user, strlen(user), &why) < 0)
-		return fail(error_r, "invalid user name: %s", user == NULL ? "none given" : why);
+		return as_fail(error_r, "invalid user name: %s", user == NULL ? "none given" : why);
 	return 0;
 }
 
 /* The fields of a record line of any kind; the user field is checked here. */
-static int sf_fields(struct sfile *f, char **fields, size_t min, size_t max, size_t *n_r,
-                     const char **error_r)
+int as_sf_fields(struct sfile *f, char **fields, size_t min, size_t max, size_t *n_r,
+                 const char **error_r)
 {
 	const char *why;
 
 	if (split(f->line, fields, max, n_r) < 0 || *n_r < min)
-		return fail_line(f, "wrong number of fields or stray spaces", error_r);
+		return as_fail_line(f, "wrong number of fields or stray spaces", error_r);
 	if (userdb_valid_name(fields[0], strlen(fields[0]), &why) < 0)
-		return fail_line(f, "invalid user name", error_r);
+		return as_fail_line(f, "invalid user name", error_r);
 	return 0;
 }
 
-static int parse_i64(const char *s, int64_t *v_r)
+int as_parse_i64(const char *s, int64_t *v_r)
 {
 	uint64_t v;
 
@@ -541,16 +512,16 @@ static int apppw_parse(struct sfile *f, struct apppw *p, char **hash_r, const ch
 	char *fld[6];
 	size_t n;
 
-	if (sf_fields(f, fld, 6, 6, &n, error_r) < 0)
+	if (as_sf_fields(f, fld, 6, 6, &n, error_r) < 0)
 		return -1;
 	if (!name_ok(fld[1]))
-		return fail_line(f, APPPW_NAME_RULE, error_r);
-	if (parse_i64(fld[2], &p->created) < 0 || parse_i64(fld[3], &p->last_used) < 0)
-		return fail_line(f, "bad time stamp", error_r);
+		return as_fail_line(f, APPPW_NAME_RULE, error_r);
+	if (as_parse_i64(fld[2], &p->created) < 0 || as_parse_i64(fld[3], &p->last_used) < 0)
+		return as_fail_line(f, "bad time stamp", error_r);
 	if (strcmp(fld[4], "-") != 0 && !ip_valid(fld[4]))
-		return fail_line(f, "bad address", error_r);
-	if (!hash_well_formed(fld[5]))
-		return fail_line(f, "bad verifier (want sha256$SALT$HASH)", error_r);
+		return as_fail_line(f, "bad address", error_r);
+	if (!as_hash_well_formed(fld[5]))
+		return as_fail_line(f, "bad verifier (want sha256$SALT$HASH)", error_r);
 	snprintf(p->user, sizeof(p->user), "%s", fld[0]);
 	snprintf(p->name, sizeof(p->name), "%s", fld[1]);
 	snprintf(p->last_ip, sizeof(p->last_ip), "%s", fld[4]);
@@ -566,8 +537,8 @@ static int apppw_emit(struct sfile *f, const struct apppw *p, const char *hash,
 	                 (long long)p->created, (long long)p->last_used, p->last_ip, hash);
 
 	if (n < 0 || (size_t)n + 1 > sizeof(line))
-		return fail(error_r, "app password record too long");
-	return out_add(f, line, (size_t)n, error_r);
+		return as_fail(error_r, "app password record too long");
+	return as_out_add(f, line, (size_t)n, error_r);
 }
 
 int apppw_add(const char *dir, const char *user, const char *name, time_t now, char *pw_out,
@@ -580,12 +551,12 @@ int apppw_add(const char *dir, const char *user, const char *name, time_t now, c
 	size_t count = 0;
 	int r, ret = -1;
 
-	if (check_user(user, error_r) < 0 || apppw_valid_name(name, error_r) < 0)
+	if (as_check_user(user, error_r) < 0 || apppw_valid_name(name, error_r) < 0)
 		return -1;
 	if (now < 0 || size < APPPW_TEXT_LEN + 1)
-		return fail(error_r, "apppw_add: bad time or output buffer");
+		return as_fail(error_r, "apppw_add: bad time or output buffer");
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
-		return fail(error_r, "OpenSSL: RAND_bytes failed");
+		return as_fail(error_r, "OpenSSL: RAND_bytes failed");
 	/* 256 is a multiple of 32: the low five bits of a random byte are uniform. */
 	for (size_t i = 0; i < APPPW_SYMBOLS; i++)
 		pw[i] = APPPW_ALPHABET[rnd[i] & 31];
@@ -593,13 +564,13 @@ int apppw_add(const char *dir, const char *user, const char *name, time_t now, c
 	explicit_bzero(rnd, sizeof(rnd));
 	if (authstore_hash(pw, APPPW_SYMBOLS, hash, sizeof(hash), error_r) < 0)
 		goto out;
-	if (sf_open(&f, dir, KIND_APPPW, true, error_r) < 0)
+	if (as_sf_open(&f, dir, KIND_APPPW, true, error_r) < 0)
 		goto out;
-	while ((r = sf_next(&f, error_r)) == 1) {
+	while ((r = as_sf_next(&f, error_r)) == 1) {
 		if (apppw_parse(&f, &old, &old_hash, error_r) < 0)
 			goto out_close;
 		if (strcmp(old.user, user) == 0 && strcmp(old.name, name) == 0) {
-			fail(error_r, "%s already has an app password named %s", user, name);
+			as_fail(error_r, "%s already has an app password named %s", user, name);
 			goto out_close;
 		}
 		count += strcmp(old.user, user) == 0;
@@ -609,15 +580,15 @@ int apppw_add(const char *dir, const char *user, const char *name, time_t now, c
 	if (r < 0)
 		goto out_close;
 	if (count >= APPPW_PER_USER_MAX) {
-		fail(error_r, "%s already has %d app passwords, the most allowed", user,
-		     APPPW_PER_USER_MAX);
+		as_fail(error_r, "%s already has %d app passwords, the most allowed", user,
+		        APPPW_PER_USER_MAX);
 		goto out_close;
 	}
 	snprintf(p.user, sizeof(p.user), "%s", user);
 	snprintf(p.name, sizeof(p.name), "%s", name);
 	p.created = (int64_t)now;
 	snprintf(p.last_ip, sizeof(p.last_ip), "-");
-	if (apppw_emit(&f, &p, hash, error_r) < 0 || sf_commit(&f, error_r) < 0)
+	if (apppw_emit(&f, &p, hash, error_r) < 0 || as_sf_commit(&f, error_r) < 0)
 		goto out_close;
 	for (size_t i = 0, o = 0; i < APPPW_SYMBOLS; i++) {
 		if (i > 0 && i % APPPW_GROUP == 0)
@@ -627,7 +598,7 @@ int apppw_add(const char *dir, const char *user, const char *name, time_t now, c
 	}
 	ret = 0;
 out_close:
-	sf_close(&f);
+	as_sf_close(&f);
 out:
 	explicit_bzero(pw, sizeof(pw));
 	return ret;
@@ -644,11 +615,11 @@ int apppw_list(const char *dir, const char *user, struct apppw **list_r, size_t 
 
 	*list_r = NULL;
 	*n_r = 0;
-	if (user != NULL && check_user(user, error_r) < 0)
+	if (user != NULL && as_check_user(user, error_r) < 0)
 		return -1;
-	if (sf_open(&f, dir, KIND_APPPW, false, error_r) < 0)
+	if (as_sf_open(&f, dir, KIND_APPPW, false, error_r) < 0)
 		return -1;
-	while ((r = sf_next(&f, error_r)) == 1) {
+	while ((r = as_sf_next(&f, error_r)) == 1) {
 		if (apppw_parse(&f, &p, &hash, error_r) < 0) {
 			r = -1;
 			break;
@@ -660,7 +631,7 @@ int apppw_list(const char *dir, const char *user, struct apppw **list_r, size_t 
 			struct apppw *q = reallocarray(list, cap * 2 + 8, sizeof(*list));
 
 			if (q == NULL) {
-				r = fail(error_r, "out of memory");
+				r = as_fail(error_r, "out of memory");
 				break;
 			}
 			list = q;
@@ -668,7 +639,7 @@ int apppw_list(const char *dir, const char *user, struct apppw **list_r, size_t 
 		}
 		list[n++] = p;
 	}
-	sf_close(&f);
+	as_sf_close(&f);
 	if (r < 0) {
 		free(list);
 		return -1;
@@ -686,11 +657,12 @@ static int apppw_drop(const char *dir, const char *user, const char *name, const
 	char *hash;
 	int r, dropped = 0;
 
-	if (check_user(user, error_r) < 0 || (name != NULL && apppw_valid_name(name, error_r) < 0))
+	if (as_check_user(user, error_r) < 0 ||
+	    (name != NULL && apppw_valid_name(name, error_r) < 0))
 		return -1;
-	if (sf_open(&f, dir, KIND_APPPW, true, error_r) < 0)
+	if (as_sf_open(&f, dir, KIND_APPPW, true, error_r) < 0)
 		return -1;
-	while ((r = sf_next(&f, error_r)) == 1) {
+	while ((r = as_sf_next(&f, error_r)) == 1) {
 		if (apppw_parse(&f, &p, &hash, error_r) < 0) {
 			r = -1;
 			break;
@@ -702,9 +674,9 @@ static int apppw_drop(const char *dir, const char *user, const char *name, const
 			break;
 		}
 	}
-	if (r == 0 && dropped > 0 && sf_commit(&f, error_r) < 0)
+	if (r == 0 && dropped > 0 && as_sf_commit(&f, error_r) < 0)
 		r = -1;
-	sf_close(&f);
+	as_sf_close(&f);
 	return r < 0 ? -1 : dropped;
 }
 
@@ -748,19 +720,19 @@ int apppw_verify(const char *dir, const char *user, const char *password, size_t
 	struct apppw p;
 	int r, match, found = 0;
 
-	if (check_user(user, error_r) < 0)
+	if (as_check_user(user, error_r) < 0)
 		return -1;
 	if (ip != NULL && !ip_valid(ip))
-		return fail(error_r, "apppw_verify: not a numeric IP address");
+		return as_fail(error_r, "apppw_verify: not a numeric IP address");
 	if (now < 0 || size < APPPW_NAME_MAX + 1)
-		return fail(error_r, "apppw_verify: bad time or output buffer");
+		return as_fail(error_r, "apppw_verify: bad time or output buffer");
 	if (apppw_normalise(password, len, pw, sizeof(pw)) < 0)
 		return 0;
-	if (sf_open(&f, dir, KIND_APPPW, true, error_r) < 0) {
+	if (as_sf_open(&f, dir, KIND_APPPW, true, error_r) < 0) {
 		explicit_bzero(pw, sizeof(pw));
 		return -1;
 	}
-	while ((r = sf_next(&f, error_r)) == 1) {
+	while ((r = as_sf_next(&f, error_r)) == 1) {
 		if (apppw_parse(&f, &p, &hash, error_r) < 0) {
 			r = -1;
 			break;
@@ -786,371 +758,8 @@ int apppw_verify(const char *dir, const char *user, const char *password, size_t
 		}
 	}
 	explicit_bzero(pw, sizeof(pw));
-	if (r == 0 && found && sf_commit(&f, error_r) < 0)
+	if (r == 0 && found && as_sf_commit(&f, error_r) < 0)
 		r = -1;
-	sf_close(&f);
+	as_sf_close(&f);
 	return r < 0 ? -1 : found;
-}
-
-/* --- TOTP */
-
-int totpstore_hash_recovery(const char *code, char *out, size_t size, const char **error_r)
-{
-	char norm[TOTP_RECOVERY_TEXT_MAX];
-	int r;
-
-	if (code == NULL || strlen(code) > TOTP_TYPED_MAX ||
-	    totp_code_normalise(code, norm, sizeof(norm)) < 0)
-		return fail(error_r, "not a recovery code");
-	r = authstore_hash(norm, strlen(norm), out, size, error_r);
-	explicit_bzero(norm, sizeof(norm));
-	return r;
-}
-
-static int totp_parse(struct sfile *f, struct totp_record *r, const char **error_r)
-{
-	char *fld[FIELDS_MAX];
-	size_t n;
-
-	memset(r, 0, sizeof(*r));
-	if (sf_fields(f, fld, 4, FIELDS_MAX, &n, error_r) < 0)
-		return -1;
-	if (strcmp(fld[1], "active") != 0 && strcmp(fld[1], "pending") != 0)
-		return fail_line(f, "state is neither active nor pending", error_r);
-	r->active = fld[1][0] == 'a';
-	if (totp_base32_decode(fld[2], r->secret, sizeof(r->secret), &r->secret_len) < 0 ||
-	    r->secret_len < TOTP_SECRET_MIN) {
-		explicit_bzero(r->secret, sizeof(r->secret));
-		return fail_line(f, "bad base32 secret", error_r);
-	}
-	if (parse_i64(fld[3], &r->last_step) < 0)
-		return fail_line(f, "bad time step", error_r);
-	for (size_t i = 4; i < n; i++) {
-		if (!hash_well_formed(fld[i]))
-			return fail_line(f, "bad recovery verifier", error_r);
-		snprintf(r->recovery[r->n_recovery++], sizeof(r->recovery[0]), "%s", fld[i]);
-	}
-	snprintf(r->user, sizeof(r->user), "%s", fld[0]);
-	return 0;
-}
-
-static int totp_emit(struct sfile *f, const struct totp_record *r, const char **error_r)
-{
-	char line[AUTHSTORE_LINE_MAX], b32[TOTP_BASE32_MAX];
-	size_t n;
-	int w;
-
-	if (check_user(r->user, error_r) < 0)
-		return -1;
-	if (r->secret_len < TOTP_SECRET_MIN || r->secret_len > TOTP_SECRET_LEN ||
-	    r->last_step < 0 || r->n_recovery > TOTP_RECOVERY_CODES)
-		return fail(error_r, "invalid TOTP record");
-	if (totp_base32_encode(r->secret, r->secret_len, b32, sizeof(b32)) < 0)
-		return fail(error_r, "base32 encoding failed");
-	w = snprintf(line, sizeof(line), "%s %s %s %lld", r->user, r->active ? "active" : "pending",
-	             b32, (long long)r->last_step);
-	explicit_bzero(b32, sizeof(b32));
-	n = (size_t)w;
-	for (size_t i = 0; w >= 0 && i < r->n_recovery; i++) {
-		/* Cannot overflow with validated fields (see AUTHSTORE_LINE_MAX); checked anyway.
-		 */
-		if (!hash_well_formed(r->recovery[i]) ||
-		    n + 2 + AUTHSTORE_HASH_TEXT > sizeof(line)) {
-			explicit_bzero(line, sizeof(line));
-			return fail(error_r, "invalid recovery verifier");
-		}
-		n += (size_t)snprintf(line + n, sizeof(line) - n, " %s", r->recovery[i]);
-	}
-	if (w < 0 || n + 1 > sizeof(line)) {
-		explicit_bzero(line, sizeof(line));
-		return fail(error_r, "TOTP record too long");
-	}
-	w = out_add(f, line, n, error_r);
-	explicit_bzero(line, sizeof(line));
-	return w;
-}
-
-enum totp_op { TOTP_GET, TOTP_PUT, TOTP_DEL, TOTP_CODE, TOTP_RECOVERY };
-
-struct totp_req {
-	enum totp_op op;
-	const struct totp_record *put;
-	const char *code;
-	time_t now;
-};
-
-/* One pass over the TOTP file under the lock, doing REQ for USER. */
-static int totp_run(const char *dir, const char *user, struct totp_req *req,
-                    struct totp_record *out, const char **error_r)
-{
-	struct sfile f;
-	struct totp_record r;
-	char norm[TOTP_RECOVERY_TEXT_MAX];
-	int64_t step;
-	int n, found = 0, result = 0;
-	bool changed = false;
-
-	if (check_user(user, error_r) < 0)
-		return -1;
-	if (req->op == TOTP_RECOVERY && (strlen(req->code) > TOTP_TYPED_MAX ||
-	                                 totp_code_normalise(req->code, norm, sizeof(norm)) < 0))
-		return 0;
-	if (sf_open(&f, dir, KIND_TOTP, req->op != TOTP_GET, error_r) < 0)
-		return -1;
-	while ((n = sf_next(&f, error_r)) == 1) {
-		if (totp_parse(&f, &r, error_r) < 0)
-			goto fail;
-		if (strcmp(r.user, user) != 0) {
-			if (totp_emit(&f, &r, error_r) < 0)
-				goto fail;
-			continue;
-		}
-		if (found) {
-			fail_line(&f, "second record for the same user", error_r);
-			goto fail;
-		}
-		found = 1;
-		switch (req->op) {
-		case TOTP_GET:
-			*out = r;
-			result = 1;
-			break;
-		case TOTP_PUT:
-			r = *req->put;
-			changed = true;
-			break;
-		case TOTP_DEL:
-			result = 1;
-			changed = true;
-			continue; /* not emitted */
-		case TOTP_CODE:
-			if (!r.active)
-				break;
-			result = totp_verify(r.secret, r.secret_len, req->code, req->now,
-			                     r.last_step, &step);
-			if (result < 0) {
-				fail(error_r, "TOTP verification failed for %s", user);
-				goto fail;
-			}
-			if (result == 1) {
-				r.last_step = step;
-				changed = true;
-			}
-			break;
-		case TOTP_RECOVERY:
-			for (size_t i = 0; r.active && result == 0 && i < r.n_recovery; i++) {
-				result = authstore_hash_verify(norm, strlen(norm), r.recovery[i],
-				                               error_r);
-				if (result < 0)
-					goto fail;
-				if (result == 1) {
-					memmove(r.recovery[i], r.recovery[i + 1],
-					        (r.n_recovery - i - 1) * sizeof(r.recovery[0]));
-					r.n_recovery--;
-					changed = true;
-				}
-			}
-			break;
-		}
-		if (totp_emit(&f, &r, error_r) < 0)
-			goto fail;
-	}
-	if (n < 0)
-		goto fail;
-	if (req->op == TOTP_PUT && !found) {
-		if (totp_emit(&f, req->put, error_r) < 0)
-			goto fail;
-		changed = true;
-	}
-	if (changed && sf_commit(&f, error_r) < 0)
-		goto fail;
-	sf_close(&f);
-	explicit_bzero(&r, sizeof(r));
-	explicit_bzero(norm, sizeof(norm));
-	return result;
-fail:
-	sf_close(&f);
-	explicit_bzero(&r, sizeof(r));
-	explicit_bzero(norm, sizeof(norm));
-	if (out != NULL)
-		explicit_bzero(out, sizeof(*out));
-	return -1;
-}
-
-int totpstore_get(const char *dir, const char *user, struct totp_record *r, const char **error_r)
-{
-	struct totp_req req = {.op = TOTP_GET};
-
-	memset(r, 0, sizeof(*r));
-	return totp_run(dir, user, &req, r, error_r);
-}
-
-int totpstore_put(const char *dir, const struct totp_record *r, const char **error_r)
-{
-	struct totp_req req = {.op = TOTP_PUT, .put = r};
-
-	if (check_user(r->user, error_r) < 0)
-		return -1;
-	if (r->secret_len < TOTP_SECRET_MIN || r->secret_len > TOTP_SECRET_LEN ||
-	    r->last_step < 0 || r->n_recovery > TOTP_RECOVERY_CODES)
-		return fail(error_r, "invalid TOTP record");
-	for (size_t i = 0; i < r->n_recovery; i++) {
-		if (!hash_well_formed(r->recovery[i]))
-			return fail(error_r, "invalid recovery verifier");
-	}
-	return totp_run(dir, r->user, &req, NULL, error_r) < 0 ? -1 : 0;
-}
-
-int totpstore_del(const char *dir, const char *user, const char **error_r)
-{
-	struct totp_req req = {.op = TOTP_DEL};
-
-	return totp_run(dir, user, &req, NULL, error_r);
-}
-
-int totpstore_check_code(const char *dir, const char *user, const char *code, time_t now,
-                         const char **error_r)
-{
-	struct totp_req req = {.op = TOTP_CODE, .code = code, .now = now};
-
-	if (code == NULL || now < 0)
-		return fail(error_r, "totpstore_check_code: no code or bad time");
-	return totp_run(dir, user, &req, NULL, error_r);
-}
-
-int totpstore_use_recovery(const char *dir, const char *user, const char *code,
-                           const char **error_r)
-{
-	struct totp_req req = {.op = TOTP_RECOVERY, .code = code};
-
-	if (code == NULL)
-		return fail(error_r, "totpstore_use_recovery: no code");
-	return totp_run(dir, user, &req, NULL, error_r);
-}
-
-/* --- APOP */
-
-/* Strict base64 (RFC 4648 §4, with padding) of 1..APOP_SECRET_MAX bytes without NUL. */
-static int b64_decode(const char *in, char *out, size_t size, size_t *len_r)
-{
-	size_t n = strlen(in), pad = 0;
-	int r;
-
-	if (n == 0 || n % 4 != 0 || n / 4 * 3 > size ||
-	    strspn(in, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
-		return -1;
-	while (pad < 2 && in[n - 1 - pad] == '=')
-		pad++;
-	if (memchr(in, '=', n - pad) != NULL)
-		return -1;
-	r = EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)in, (int)n);
-	if (r < 0 || (size_t)r < pad || (size_t)r - pad == 0) {
-		explicit_bzero(out, size);
-		return -1;
-	}
-	*len_r = (size_t)r - pad;
-	if (memchr(out, '\0', *len_r) != NULL) {
-		explicit_bzero(out, size);
-		return -1;
-	}
-	return 0;
-}
-
-enum apop_op { APOP_GET, APOP_SET, APOP_DEL };
-
-static int apop_run(const char *dir, const char *user, enum apop_op op, const char *line_new,
-                    char *secret, size_t size, size_t *len_r, const char **error_r)
-{
-	struct sfile f;
-	char *fld[2], buf[APOP_SECRET_MAX + 3];
-	size_t n, len;
-	int r, found = 0;
-	bool changed = false;
-
-	if (check_user(user, error_r) < 0)
-		return -1;
-	if (sf_open(&f, dir, KIND_APOP, op != APOP_GET, error_r) < 0)
-		return -1;
-	while ((r = sf_next(&f, error_r)) == 1) {
-		if ((r = sf_fields(&f, fld, 2, 2, &n, error_r)) < 0)
-			break;
-		if (b64_decode(fld[1], buf, sizeof(buf), &len) < 0 || len > APOP_SECRET_MAX) {
-			r = fail_line(&f, "bad base64 secret", error_r);
-			break;
-		}
-		if (strcmp(fld[0], user) != 0) {
-			fld[0][strlen(fld[0])] = ' ';
-			if ((r = sf_keep(&f, error_r)) < 0)
-				break;
-			continue;
-		}
-		if (found) {
-			r = fail_line(&f, "second record for the same user", error_r);
-			break;
-		}
-		found = 1;
-		if (op == APOP_GET) {
-			if (len + 1 > size) {
-				r = fail(error_r, "APOP secret of %s longer than the buffer", user);
-				break;
-			}
-			memcpy(secret, buf, len);
-			secret[len] = '\0';
-			*len_r = len;
-		} else if (op == APOP_SET) {
-			changed = true;
-			if ((r = out_add(&f, line_new, strlen(line_new), error_r)) < 0)
-				break;
-		} else {
-			changed = true;
-		}
-	}
-	explicit_bzero(buf, sizeof(buf));
-	if (r == 0 && op == APOP_SET && !found) {
-		changed = true;
-		r = out_add(&f, line_new, strlen(line_new), error_r);
-	}
-	if (r == 0 && changed)
-		r = sf_commit(&f, error_r);
-	sf_close(&f);
-	if (r < 0 && op == APOP_GET)
-		explicit_bzero(secret, size);
-	return r < 0 ? -1 : found;
-}
-
-int apop_set(const char *dir, const char *user, const char *secret, size_t len,
-             const char **error_r)
-{
-	/* USER, ' ', base64 of at most APOP_SECRET_MAX bytes, NUL. */
-	char line[USERNAME_MAX + 2 + (APOP_SECRET_MAX + 2) / 3 * 4 + 1];
-	size_t ulen;
-	int r;
-
-	if (check_user(user, error_r) < 0)
-		return -1;
-	if (secret == NULL || len == 0 || len > APOP_SECRET_MAX || memchr(secret, '\0', len))
-		return fail(error_r, "APOP secret must be 1 to %d bytes without NUL",
-		            APOP_SECRET_MAX);
-	ulen = strlen(user);
-	memcpy(line, user, ulen);
-	line[ulen] = ' ';
-	EVP_EncodeBlock((unsigned char *)line + ulen + 1, (const unsigned char *)secret, (int)len);
-	r = apop_run(dir, user, APOP_SET, line, NULL, 0, NULL, error_r);
-	explicit_bzero(line, sizeof(line));
-	return r < 0 ? -1 : 0;
-}
-
-int apop_del(const char *dir, const char *user, const char **error_r)
-{
-	return apop_run(dir, user, APOP_DEL, NULL, NULL, 0, NULL, error_r);
-}
-
-int apop_get(const char *dir, const char *user, char *secret, size_t size, size_t *len_r,
-             const char **error_r)
-{
-	if (size == 0)
-		return fail(error_r, "apop_get: no buffer");
-	*len_r = 0;
-	secret[0] = '\0';
-	return apop_run(dir, user, APOP_GET, NULL, secret, size, len_r, error_r);
 }

@@ -50,6 +50,7 @@ if [ ! -f "$state/gannetd.conf" ]; then
 		echo "userdb = $state/users"
 		echo "mail_location = %h/Maildir"
 		echo "state_dir = $state/state"
+		echo "auth_dir = $state/auth"
 		echo "hostname = localhost"
 		if [ "$(id -u)" -eq 0 ]; then
 			mkdir -p "$state/empty"
