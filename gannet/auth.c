@@ -8,10 +8,8 @@
 #include <sysexits.h>
 
 #include "log.h"
+#include "sasl.h"
 #include "session.h"
-
-/* Base64 of a PLAIN message: 1 + USERNAME_MAX + 1 + GANNET_SECRET_MAX bytes, plus CRLF. */
-#define B64_MAX (((USERNAME_MAX + GANNET_SECRET_MAX + 2 + 2) / 3) * 4 + 4)
 
 int auth_secret(const struct account *a, char *buf, size_t size, size_t *len_r, struct gerr *e)
 {
@@ -118,122 +116,55 @@ static int login_apop(struct sess *s, const char *secret, size_t len)
 	return check_ok(s, sess_cmd(s, "APOP %s %s", s->acc->user, digest), "login");
 }
 
-/* Base64 of DATA into OUT followed by CRLF; returns the length with CRLF. */
-static size_t b64_line(const char *data, size_t len, char *out)
+/* Whether the server offers mechanism M (CAPA answered with a SASL line listing it). */
+static bool offers(const struct pop3c_capa *c, enum auth_method m)
 {
-	int n = EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)data, (int)len);
-
-	memcpy(out + n, "\r\n", 2);
-	return (size_t)n + 2;
-}
-
-/* Read a "+ challenge" line; a challenge that is not clean base64 is cancelled with "*"
- * (RFC 5034 §4, C-019). 0 when a continuation came, 1 for -ERR/+OK, -1 on errors. */
-static int challenge(struct sess *s)
-{
-	int st = sess_reply(s, true);
-
-	if (st < 0)
-		return -1;
-	if (st != POP3C_CONT) {
-		if (st == POP3C_ERR)
-			sess_fail_reply(s, "login");
-		else
-			gerr_set(s->e, EX_PROTOCOL, "%s accepted a login before it was complete",
-			         s->acc->host);
-		return 1;
+	switch (m) {
+	case AUTH_SCRAM_SHA256_PLUS:
+		return c->sasl_scram_sha256_plus;
+	case AUTH_SCRAM_SHA256:
+		return c->sasl_scram_sha256;
+	case AUTH_SCRAM_SHA1_PLUS:
+		return c->sasl_scram_sha1_plus;
+	case AUTH_SCRAM_SHA1:
+		return c->sasl_scram_sha1;
+	case AUTH_PLAIN:
+		return c->sasl_plain;
+	case AUTH_LOGIN:
+		return c->sasl_login;
+	default:
+		return false;
 	}
-	if (!pop3c_b64_valid(s->text, s->text_len)) {
-		sess_send_raw(s, "*\r\n", 3);
-		sess_reply(s, false);
-		gerr_set(s->e, EX_PROTOCOL, "%s sent a malformed SASL challenge", s->acc->host);
-		return -1;
-	}
-	return 0;
 }
 
-static int send_secret_line(struct sess *s, const char *data, size_t len)
-{
-	char b64[B64_MAX];
-	size_t n = b64_line(data, len, b64);
-	int r = sess_send_raw(s, b64, n);
-
-	explicit_bzero(b64, sizeof(b64));
-	return r;
-}
-
-static int final_reply(struct sess *s)
-{
-	int st = sess_reply(s, false);
-
-	return check_ok(s, st < 0 ? -1 : st == POP3C_OK ? 0 : 1, "login");
-}
-
-static int login_plain(struct sess *s, const char *secret, size_t len)
-{
-	const struct account *a = s->acc;
-	size_t ul = strlen(a->user), ml = ul + len + 2;
-	char msg[USERNAME_MAX + GANNET_SECRET_MAX + 2], b64[B64_MAX];
-	int r = -1;
-
-	if (ml > sizeof(msg))
-		return gerr_set(s->e, EX_CONFIG, "secret too long for AUTH PLAIN"), -1;
-	msg[0] = '\0'; /* no authorization identity: act as ourselves (RFC 4616) */
-	memcpy(msg + 1, a->user, ul);
-	msg[1 + ul] = '\0';
-	memcpy(msg + 2 + ul, secret, len);
-	size_t n = b64_line(msg, ml, b64);
-	explicit_bzero(msg, sizeof(msg));
-	/* The initial response only when it fits in 255 octets (C-018) and SASL was advertised
-	 * (C-017); otherwise wait for the empty challenge. */
-	if (s->capa.sasl_any && n + 11 <= POP3_CMD_MAX) {
-		char line[POP3_CMD_MAX + 1];
-		memcpy(line, "AUTH PLAIN ", 11);
-		memcpy(line + 11, b64, n);
-		r = sess_send_raw(s, line, n + 11);
-		explicit_bzero(line, sizeof(line));
-		if (r == 0)
-			r = final_reply(s);
-	} else if (sess_send(s, "AUTH PLAIN") == 0 && (r = challenge(s)) == 0) {
-		r = sess_send_raw(s, b64, n);
-		if (r == 0)
-			r = final_reply(s);
-	}
-	explicit_bzero(b64, sizeof(b64));
-	return r == 0 ? 0 : -1;
-}
-
-static int login_login(struct sess *s, const char *secret, size_t len)
-{
-	const char *u = s->acc->user;
-
-	if (sess_send(s, "AUTH LOGIN") < 0 || challenge(s) != 0)
-		return -1;
-	if (send_secret_line(s, u, strlen(u)) < 0 || challenge(s) != 0)
-		return -1;
-	if (send_secret_line(s, secret, len) < 0)
-		return -1;
-	return final_reply(s);
-}
-
+/* auth = auto: the strongest method both sides have. With TLS: SCRAM with channel binding, then
+ * SCRAM, then PLAIN, USER, LOGIN, APOP. Without TLS (only on a tls = none account) only methods
+ * that never reveal the password: SCRAM, then APOP; AUTH_AUTO when there is none. */
 static enum auth_method choose(struct sess *s, const char *secret, size_t len)
 {
+	static const enum auth_method scram[] = {AUTH_SCRAM_SHA256_PLUS, AUTH_SCRAM_SHA256,
+	                                         AUTH_SCRAM_SHA1_PLUS, AUTH_SCRAM_SHA1};
 	const struct pop3c_capa *c = &s->capa;
 	const char *ts;
 	size_t tl;
+	unsigned char cb[GANNET_CB_MAX];
+	size_t cbl = 0;
 	bool apop = pop3c_apop_timestamp(s->greeting, s->greeting_len, &ts, &tl);
+	bool binding = s->tls && sasl_channel_binding(s->conn.ssl, cb, &cbl) != SASL_CB_NONE;
 	bool user_ok =
 	    (c->user || !c->answered) && strlen(s->acc->user) + 7 <= POP3_CMD_MAX &&
 	    len + 7 <= POP3_CMD_MAX &&
 	    ((ascii_only(s->acc->user, strlen(s->acc->user)) && ascii_only(secret, len)) ||
 	     c->utf8_user);
 
-	if (s->acc->auth != AUTH_AUTO)
-		return s->acc->auth;
-	/* Without TLS (only when the account says tls = none) never send the password itself when
-	 * the server allows a digest. */
-	if (!s->tls && apop)
-		return AUTH_APOP;
+	explicit_bzero(cb, sizeof(cb));
+	for (size_t i = 0; i < sizeof(scram) / sizeof(scram[0]); i++) {
+		bool plus = scram[i] == AUTH_SCRAM_SHA256_PLUS || scram[i] == AUTH_SCRAM_SHA1_PLUS;
+		if (offers(c, scram[i]) && (!plus || binding))
+			return scram[i];
+	}
+	if (!s->tls)
+		return apop ? AUTH_APOP : AUTH_AUTO;
 	if (c->sasl_plain)
 		return AUTH_PLAIN;
 	if (user_ok)
@@ -248,9 +179,33 @@ static enum auth_method choose(struct sess *s, const char *secret, size_t len)
 
 int auth_run(struct sess *s, const char *secret, size_t secret_len)
 {
-	static const char *const names[] = {"auto", "USER", "APOP", "PLAIN", "LOGIN"};
-	enum auth_method m = choose(s, secret, secret_len);
+	static const char *const names[] = {
+	    [AUTH_AUTO] = "auto",
+	    [AUTH_USER] = "USER",
+	    [AUTH_APOP] = "APOP",
+	    [AUTH_PLAIN] = "PLAIN",
+	    [AUTH_LOGIN] = "LOGIN",
+	    [AUTH_SCRAM_SHA1] = "SCRAM-SHA-1",
+	    [AUTH_SCRAM_SHA1_PLUS] = "SCRAM-SHA-1-PLUS",
+	    [AUTH_SCRAM_SHA256] = "SCRAM-SHA-256",
+	    [AUTH_SCRAM_SHA256_PLUS] = "SCRAM-SHA-256-PLUS",
+	    [AUTH_OAUTHBEARER] = "OAUTHBEARER",
+	    [AUTH_XOAUTH2] = "XOAUTH2",
+	};
+	enum auth_method m = s->acc->auth;
 
+	if (m == AUTH_AUTO) {
+		m = choose(s, secret, secret_len);
+		if (m == AUTH_AUTO)
+			return gerr_set(
+			           s->e, EX_UNAVAILABLE,
+			           "%s offers no login without TLS that keeps the password secret "
+			           "(no SCRAM, no APOP); gannet will not send it in clear text. "
+			           "Use TLS, or set auth = user (or plain) on this tls = none "
+			           "account to allow it",
+			           s->acc->host),
+			       -1;
+	}
 	s->mech = names[m];
 	log_debug("account=%s auth=%s", s->acc->name, s->mech);
 	switch (m) {
@@ -264,9 +219,14 @@ int auth_run(struct sess *s, const char *secret, size_t secret_len)
 	case AUTH_APOP:
 		return login_apop(s, secret, secret_len);
 	case AUTH_PLAIN:
-		return login_plain(s, secret, secret_len);
 	case AUTH_LOGIN:
-		return login_login(s, secret, secret_len);
+	case AUTH_SCRAM_SHA1:
+	case AUTH_SCRAM_SHA1_PLUS:
+	case AUTH_SCRAM_SHA256:
+	case AUTH_SCRAM_SHA256_PLUS:
+	case AUTH_OAUTHBEARER:
+	case AUTH_XOAUTH2:
+		return sasl_login(s, s->mech, secret, secret_len);
 	default:
 		return gerr_set(s->e, EX_SOFTWARE, "no login method"), -1;
 	}

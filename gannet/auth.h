@@ -1,5 +1,5 @@
 /* Logging in: fetching the secret (password or password_command), choosing a method from the
- * account and the server's capabilities, and USER/PASS, APOP, AUTH PLAIN and AUTH LOGIN. */
+ * account and the server's capabilities, USER/PASS and APOP; SASL is in sasl.c. */
 #ifndef GANNET_AUTH_H
 #define GANNET_AUTH_H
 
@@ -15,8 +15,9 @@ struct sess;
 int auth_secret(const struct account *a, char *buf, size_t size, size_t *len_r, struct gerr *e);
 
 /* Log in on session S (state AUTH) with SECRET. The method is the account's, or with auth = auto
- * the best the server offers: APOP on a plaintext connection when the greeting has a timestamp,
- * else AUTH PLAIN if advertised, else USER/PASS, else AUTH LOGIN. 0 or -1 with s->e set. */
+ * the best the server offers: SCRAM-SHA-256-PLUS > SCRAM-SHA-256 > SCRAM-SHA-1(-PLUS) > PLAIN >
+ * USER > LOGIN > APOP with TLS; without TLS only SCRAM or APOP (a clear-text password needs
+ * tls = none and an explicit auth). 0 or -1 with s->e set. */
 int auth_run(struct sess *s, const char *secret, size_t secret_len);
 
 /* The APOP digest of TIMESTAMP (brackets included) and SECRET as 32 lowercase hex digits into

@@ -78,4 +78,38 @@
 /* --every: at least one minute unless asked otherwise in tests; at most a week. */
 #define GANNET_EVERY_MAX (7 * 86400)
 
+/* A SASL message the client sends (before base64): the largest is an OAuth bearer message, the
+ * token (at most GANNET_SECRET_MAX) plus the user, host and fixed words; SCRAM and PLAIN are far
+ * shorter. Anything gsasl produces above this is refused rather than sent. */
+#define GANNET_SASL_MSG_MAX (GANNET_SECRET_MAX + USERNAME_MAX + GANNET_HOST_MAX + 64)
+
+/* Round trips of one SASL exchange: SCRAM needs three challenges (empty, server-first,
+ * server-final), LOGIN two; a server that keeps challenging is hostile. */
+#define GANNET_SASL_ROUNDS_MAX 8
+
+/* Channel binding data: tls-exporter is 32 bytes (RFC 9266); tls-unique is a Finished message,
+ * 12 bytes in TLS 1.2 and at most 64 with any hash OpenSSL negotiates. */
+#define GANNET_CB_MAX 64
+
+/* How long name resolution may take before the connection attempt fails (seconds): a hanging
+ * DNS server must not hang the client; the account timeout caps it further. */
+#define GANNET_RESOLVE_TIMEOUT 30
+
+/* mbox delivery: how long we wait for the fcntl lock and the dotlock of the mbox (seconds), and
+ * how old a dotlock must be before it is taken as left by a crashed program (mutt and procmail
+ * also break them after a few minutes; a real delivery holds one for well under a second). */
+#define GANNET_MBOX_LOCK_WAIT 60
+#define GANNET_DOTLOCK_STALE  300
+
+/* The envelope sender on the mbox From_ line: an address is at most 254 octets (RFC 5321
+ * §4.5.3.1.3 path limit 256 with brackets); longer or odd values become MAILER-DAEMON. */
+#define GANNET_ENVELOPE_MAX 256
+
+/* The start of a message searched for its Return-Path before an mbox append (the header of
+ * ordinary mail is a few kB; a Return-Path beyond this is ignored). */
+#define GANNET_MBOX_HEADER_SCAN 65536
+
+/* A line of the mbox append record: "offset end key". */
+#define GANNET_MBOX_RECORD_MAX 256
+
 #endif

@@ -25,7 +25,8 @@ enum opt_type {
 	T_KEEP,
 	T_OVERSIZE,
 	T_SIZE,
-	T_INT
+	T_INT,
+	T_DELIVERY
 };
 
 struct opt {
@@ -50,6 +51,8 @@ static const struct opt account_opts[] = {
     {"pin", T_STR, A(pin), 0, 0},
     {"maildir", T_PATH, A(maildir), 1, 0},
     {"mda", T_CMD, A(mda), 1, 0},
+    {"mbox", T_PATH, A(mbox), 1, 0},
+    {"delivery", T_DELIVERY, 0, 0, 0, 0},
     {"filter", T_CMD, A(filter), 1, 0},
     {"keep", T_KEEP, A(keep), 1, 36500},
     {"max_size", T_SIZE, A(max_size), 1, GANNET_MSG_LIMIT_MAX},
@@ -116,7 +119,19 @@ static int word_index(const char *v, const char *const *words)
 static const char *set_value(struct account *a, const struct opt *o, const char *v)
 {
 	static const char *const tls_words[] = {"tls", "starttls", "none", NULL};
-	static const char *const auth_words[] = {"auto", "user", "apop", "plain", "login", NULL};
+	/* In the order of enum auth_method. */
+	static const char *const auth_words[] = {"auto",
+	                                         "user",
+	                                         "apop",
+	                                         "plain",
+	                                         "login",
+	                                         "scram-sha-1",
+	                                         "scram-sha-1-plus",
+	                                         "scram-sha-256",
+	                                         "scram-sha-256-plus",
+	                                         "oauthbearer",
+	                                         "xoauth2",
+	                                         NULL};
 	static const char *const over_words[] = {"skip", "headers", NULL};
 	char *field = (char *)a + o->off;
 	size_t vl = strlen(v);
@@ -163,7 +178,8 @@ static const char *set_value(struct account *a, const struct opt *o, const char 
 		return NULL;
 	case T_AUTH:
 		if ((w = word_index(v, auth_words)) < 0)
-			return "auth must be auto, user, apop, plain or login";
+			return "auth must be auto, user, apop, plain, login, scram-sha-256(-plus), "
+			       "scram-sha-1(-plus), oauthbearer or xoauth2";
 		a->auth = (enum auth_method)w;
 		return NULL;
 	case T_OVERSIZE:
@@ -189,6 +205,23 @@ static const char *set_value(struct account *a, const struct opt *o, const char 
 		if (parse_size(v, o->min, o->max, &a->max_size) < 0)
 			return "max_size must be a size like 20M (at most 64G)";
 		return NULL;
+	case T_DELIVERY:
+		/* delivery = maildir:PATH | mbox:PATH | mda:COMMAND, the one-key spelling of the
+		 * maildir, mbox and mda settings. */
+		if (strncmp(v, "maildir:", 8) == 0 && v[8] != '\0')
+			return expand_home(v + 8, a->maildir, sizeof(a->maildir)) < 0
+			           ? "path too long"
+			           : NULL;
+		if (strncmp(v, "mbox:", 5) == 0 && v[5] != '\0')
+			return expand_home(v + 5, a->mbox, sizeof(a->mbox)) < 0 ? "path too long"
+			                                                        : NULL;
+		if (strncmp(v, "mda:", 4) == 0 && v[4] != '\0') {
+			if (vl - 4 >= sizeof(a->mda))
+				return "value too long";
+			memcpy(a->mda, v + 4, vl - 3);
+			return NULL;
+		}
+		return "delivery must be maildir:PATH, mbox:PATH or mda:COMMAND";
 	case T_INT:
 		if (strnum_parse(v, o->min, o->max, &n) < 0)
 			return "number out of range";
@@ -263,13 +296,18 @@ static const char *check_account(struct account *a)
 		return "user is missing";
 	if ((a->password != NULL) == (a->password_command[0] != '\0'))
 		return "give exactly one of password and password_command";
-	if ((a->maildir[0] != '\0') == (a->mda[0] != '\0'))
-		return "give exactly one delivery target: maildir or mda";
+	if ((a->maildir[0] != '\0') + (a->mda[0] != '\0') + (a->mbox[0] != '\0') != 1)
+		return "give exactly one delivery target: maildir, mbox or mda (or delivery = ...)";
 	if (a->have_pin && a->tls == TLS_MODE_NONE)
 		return "pin needs TLS (tls = tls or starttls)";
 	if (a->ca_file[0] != '\0' && a->tls == TLS_MODE_NONE)
 		return "ca_file needs TLS (tls = tls or starttls)";
-	a->deliver = a->maildir[0] != '\0' ? DELIVER_MAILDIR : DELIVER_MDA;
+	if ((a->auth == AUTH_SCRAM_SHA1_PLUS || a->auth == AUTH_SCRAM_SHA256_PLUS) &&
+	    a->tls == TLS_MODE_NONE)
+		return "a -plus mechanism binds to TLS: it needs tls = tls or starttls";
+	a->deliver = a->maildir[0] != '\0' ? DELIVER_MAILDIR
+	             : a->mbox[0] != '\0'  ? DELIVER_MBOX
+	                                   : DELIVER_MDA;
 	if (a->port == 0)
 		a->port = a->tls == TLS_MODE_IMPLICIT ? 995 : 110;
 	if (a->max_size == 0)

@@ -11,10 +11,22 @@
 #include "util.h"
 
 enum tls_mode { TLS_MODE_IMPLICIT, TLS_MODE_STARTTLS, TLS_MODE_NONE };
-enum auth_method { AUTH_AUTO, AUTH_USER, AUTH_APOP, AUTH_PLAIN, AUTH_LOGIN };
+enum auth_method {
+	AUTH_AUTO,
+	AUTH_USER,
+	AUTH_APOP,
+	AUTH_PLAIN,
+	AUTH_LOGIN,
+	AUTH_SCRAM_SHA1,
+	AUTH_SCRAM_SHA1_PLUS,
+	AUTH_SCRAM_SHA256,
+	AUTH_SCRAM_SHA256_PLUS,
+	AUTH_OAUTHBEARER,
+	AUTH_XOAUTH2,
+};
 enum keep_policy { KEEP_ALL, KEEP_NONE, KEEP_DAYS };
 enum oversize_policy { OVERSIZE_SKIP, OVERSIZE_HEADERS };
-enum deliver_kind { DELIVER_NONE, DELIVER_MAILDIR, DELIVER_MDA };
+enum deliver_kind { DELIVER_NONE, DELIVER_MAILDIR, DELIVER_MDA, DELIVER_MBOX };
 
 struct account {
 	char name[GANNET_ACCOUNT_NAME_MAX + 1];
@@ -32,6 +44,7 @@ struct account {
 	enum deliver_kind deliver;
 	char maildir[GANNET_PATH_MAX]; /* "~/" already expanded */
 	char mda[GANNET_CMDLINE_MAX];
+	char mbox[GANNET_PATH_MAX]; /* mboxrd file, "~/" already expanded */
 	char filter[GANNET_CMDLINE_MAX];
 	enum keep_policy keep;
 	uint64_t keep_days;

@@ -10,8 +10,10 @@
 #include <openssl/err.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -88,18 +90,89 @@ static int connect_one(const struct addrinfo *ai, int64_t deadline, int *err_r)
 	return fd;
 }
 
+/* One asynchronous lookup: everything glibc reads while it runs lives here, on the heap, because
+ * a lookup that cannot be cancelled outlives our wait for it. */
+struct lookup {
+	struct gaicb cb;
+	struct addrinfo hints;
+	char host[GANNET_HOST_MAX + 1];
+	char port[8];
+};
+
+/* getaddrinfo with a deadline (getaddrinfo_a runs it in a glibc thread): a DNS server that never
+ * answers costs at most TIMEOUT_MS. 0 with *RES_R, or a getaddrinfo error (EAI_AGAIN on time
+ * out, with *TIMED_OUT_R set). */
+static int resolve(const char *host, uint16_t port, int timeout_ms, struct addrinfo **res_r,
+                   bool *timed_out_r)
+{
+	struct lookup *l = calloc(1, sizeof(*l));
+	struct gaicb *list[1];
+	int64_t deadline = now_ms() + timeout_ms;
+	int r;
+
+	*timed_out_r = false;
+	if (l == NULL || strlen(host) > GANNET_HOST_MAX) {
+		free(l);
+		return EAI_MEMORY;
+	}
+	memcpy(l->host, host, strlen(host) + 1);
+	snprintf(l->port, sizeof(l->port), "%u", (unsigned)port);
+	l->hints = (struct addrinfo){.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+	l->cb = (struct gaicb){.ar_name = l->host, .ar_service = l->port, .ar_request = &l->hints};
+	list[0] = &l->cb;
+	r = getaddrinfo_a(GAI_NOWAIT, list, 1, NULL);
+	if (r != 0) {
+		free(l);
+		return r;
+	}
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		struct timespec ts = {left > 0 ? left / 1000 : 0,
+		                      left > 0 ? (left % 1000) * 1000000 : 0};
+
+		r = gai_error(&l->cb);
+		if (r != EAI_INPROGRESS)
+			break;
+		if (left <= 0) {
+			*timed_out_r = true;
+			r = gai_cancel(&l->cb);
+			if (r == EAI_ALLDONE) { /* it finished after all */
+				r = gai_error(&l->cb);
+				break;
+			}
+			if (r == EAI_CANCELED)
+				free(l);
+			/* EAI_NOTCANCELED: the glibc thread still uses L; it is left to it (a few
+			 * hundred bytes, once per hanging lookup). */
+			return EAI_AGAIN;
+		}
+		(void)gai_suspend((const struct gaicb *const *)list, 1, &ts);
+	}
+	*res_r = r == 0 ? l->cb.ar_result : NULL;
+	if (r != 0 && l->cb.ar_result != NULL)
+		freeaddrinfo(l->cb.ar_result);
+	free(l);
+	return r;
+}
+
 int conn_connect(struct conn *c, uint16_t port, struct gerr *e)
 {
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
-	struct addrinfo *res, *ai;
-	char portstr[8];
-	int r, err = 0;
+	struct addrinfo *res = NULL, *ai;
+	int r, err = 0, limit = GANNET_RESOLVE_TIMEOUT * 1000;
+	bool timed_out;
 
-	snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
-	r = getaddrinfo(c->host, portstr, &hints, &res);
+	r = resolve(c->host, port, c->timeout_ms < limit ? c->timeout_ms : limit, &res, &timed_out);
 	if (r != 0) {
-		gerr_set(e, r == EAI_AGAIN ? EX_TEMPFAIL : EX_NOHOST,
-		         "cannot find the address of %s: %s", c->host, gai_strerror(r));
+		if (timed_out)
+			gerr_set(
+			    e, EX_TEMPFAIL,
+			    "cannot find the address of %s: the DNS server did not answer within "
+			    "%d s",
+			    c->host, (c->timeout_ms < limit ? c->timeout_ms : limit) / 1000);
+		else
+			gerr_set(e, r == EAI_AGAIN ? EX_TEMPFAIL : EX_NOHOST,
+			         "cannot find the address of %s: %s", c->host,
+			         r == EAI_SYSTEM ? strerror(errno) : gai_strerror(r));
 		return -1;
 	}
 	for (ai = res; ai != NULL; ai = ai->ai_next) {

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "mbox.h"
 
 static int maildir_sub(const struct deliverer *d, char *out, size_t size, const char *sub,
                        const char *name)
@@ -32,6 +33,18 @@ int deliver_init(struct deliverer *d, const struct account *a, const char *state
 	d->fd = -1;
 	if (fmt_path(d->state_dir, sizeof(d->state_dir), "%s", state_dir) < 0)
 		return gerr_set(e, EX_CONFIG, "state_dir too long"), -1;
+	if (a->deliver == DELIVER_MBOX) {
+		/* The directory of the mbox, as for a Maildir; the file itself is made 0600 by the
+		 * first append. */
+		const char *slash = strrchr(a->mbox, '/');
+		if (slash == NULL || slash == a->mbox)
+			return 0;
+		if (fmt_path(path, sizeof(path), "%.*s", (int)(slash - a->mbox), a->mbox) < 0)
+			return gerr_set(e, EX_CONFIG, "mbox path too long"), -1;
+		if (mkdir_p(path, 0700) < 0)
+			return gerr_sys(e, EX_CANTCREAT, "cannot create %s", path), -1;
+		return 0;
+	}
 	if (a->deliver != DELIVER_MAILDIR)
 		return 0;
 	for (size_t i = 0; i < 3; i++) {
@@ -181,6 +194,13 @@ int deliver_end(struct deliverer *d, struct gerr *e)
 			deliver_abort(d);
 			return DELIVER_DROPPED;
 		}
+	}
+	if (d->acc->deliver == DELIVER_MBOX) {
+		r = mbox_append(d->acc, d->state_dir, d->fd, d->key, d->headers_only, e);
+		close(d->fd);
+		d->fd = -1;
+		unlink(d->tmp);
+		return r < 0 ? -1 : DELIVERED;
 	}
 	if (d->acc->deliver == DELIVER_MDA) {
 		r = run_mda(d, e);

@@ -1,6 +1,6 @@
 /* Local delivery: idempotent Maildir (tmp/, fsync, rename to new/ under a name derived from the
- * account and the message key) or an MDA command fed from a spool file, with an optional filter
- * command in front of both. */
+ * account and the message key), an mboxrd file (mbox.c), or an MDA command fed from a spool
+ * file, with an optional filter command in front of all three. */
 #ifndef GANNET_DELIVER_H
 #define GANNET_DELIVER_H
 
@@ -27,6 +27,8 @@ struct deliverer {
 	char name[DELIVER_NAME_MAX];
 	char tmp[GANNET_PATH_MAX];
 	uint64_t bytes;
+	bool
+	    headers_only; /* set by the caller before deliver_begin: a TOP n 0 copy (mbox record) */
 };
 
 /* Prepare delivery for A (Maildir created with new/ cur/ tmp/ 0700 when missing). 0 or -1. */
@@ -48,8 +50,8 @@ int deliver_begin(struct deliverer *d, const char *key, struct gerr *e);
 int deliver_write(struct deliverer *d, const char *buf, size_t len, struct gerr *e);
 
 /* Finish the message: fsync, run the filter, then rename into new/ (durable after
- * deliver_commit) or run the MDA (durable when it exits 0). DELIVERED, DELIVER_DROPPED, or -1
- * with E; the temporary file is gone in every case. */
+ * deliver_commit), append to the mbox (durable on return) or run the MDA (durable when it exits
+ * 0). DELIVERED, DELIVER_DROPPED, or -1 with E; the temporary file is gone in every case. */
 int deliver_end(struct deliverer *d, struct gerr *e);
 
 /* Throw away a message being written (the transfer failed). */

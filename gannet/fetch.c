@@ -13,6 +13,7 @@
 #include "deliver.h"
 #include "journal.h"
 #include "log.h"
+#include "mbox.h"
 #include "session.h"
 #include "transfer.h"
 
@@ -356,6 +357,7 @@ int fetch_account(const struct gconfig *cfg, const struct account *a, struct fet
 	                       .now = (int64_t)time(NULL)};
 	if (journal_open(&j, cfg->state_dir, a->name, &e) < 0 ||
 	    deliver_init(&d, a, cfg->state_dir, &e) < 0 ||
+	    mbox_recover(a, cfg->state_dir, &j, &e) < 0 ||
 	    auth_secret(a, secret, sizeof(secret), &slen, &e) < 0)
 		goto out;
 	opened = true;

@@ -162,6 +162,7 @@ static int handle_fetch(struct fetch_ctx *f, const struct xitem *it)
 		return 0;
 	}
 	conn_expect(&f->s->conn, (m->size == SIZE_UNKNOWN ? 0 : m->size) + 65536);
+	f->d->headers_only = it->op == XOP_TOP;
 	if (deliver_begin(f->d, m->key, f->e) < 0)
 		return -1;
 	if (it->op == XOP_TOP) {
@@ -186,7 +187,7 @@ static int handle_fetch(struct fetch_ctx *f, const struct xitem *it)
 		goto fail;
 	r = deliver_end(f->d, &me);
 	if (r < 0) {
-		if (me.code == EX_IOERR && f->acc->deliver == DELIVER_MAILDIR) {
+		if (me.code == EX_IOERR && f->acc->deliver != DELIVER_MDA) {
 			gerr_set(f->e, me.code, "%s", me.msg);
 			return -1;
 		}
@@ -200,8 +201,9 @@ static int handle_fetch(struct fetch_ctx *f, const struct xitem *it)
 		f->st->fetched++;
 	f->st->bytes += wire;
 	f->commit[f->ncommit++] = it->idx;
-	/* An MDA delivery is already durable; record it now so a crash cannot repeat it. */
-	if (f->acc->deliver == DELIVER_MDA)
+	/* An MDA or mbox delivery is already durable; record it now so a crash cannot repeat it
+	 * (for an mbox, the next append record replaces this one only after this commit). */
+	if (f->acc->deliver == DELIVER_MDA || f->acc->deliver == DELIVER_MBOX)
 		return xfer_commit(f);
 	return 0;
 fail:

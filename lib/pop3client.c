@@ -184,6 +184,10 @@ static void capa_sasl(struct pop3c_capa *c, const char *w, size_t wl)
 		c->sasl_scram_sha256 = true;
 	else if (ieq(w, wl, "SCRAM-SHA-256-PLUS"))
 		c->sasl_scram_sha256_plus = true;
+	else if (ieq(w, wl, "SCRAM-SHA-1"))
+		c->sasl_scram_sha1 = true;
+	else if (ieq(w, wl, "SCRAM-SHA-1-PLUS"))
+		c->sasl_scram_sha1_plus = true;
 	else if (ieq(w, wl, "OAUTHBEARER"))
 		c->sasl_oauthbearer = true;
 	else if (ieq(w, wl, "XOAUTH2"))
@@ -391,4 +395,94 @@ size_t pop3c_dec_feed(struct pop3c_dec *d, const char *in, size_t len, char *out
 	*consumed_r = i;
 	d->out += o;
 	return o;
+}
+
+void pop3c_mboxrd_init(struct pop3c_mboxrd *q)
+{
+	memset(q, 0, sizeof(*q));
+	q->line_start = true;
+	q->last = '\n';
+}
+
+size_t pop3c_mboxrd_feed(struct pop3c_mboxrd *q, const char *in, size_t len, char *out)
+{
+	static const char from[] = "From ";
+	size_t o = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		char ch = in[i];
+
+		if (q->line_start) {
+			/* The '>' run goes out as it comes: the extra '>' is the same byte, so it
+			 * can be added at the end of the run once "From " is seen. */
+			if (ch == '>' && q->held == 0) {
+				out[o++] = ch;
+				continue;
+			}
+			if (ch == from[q->held]) {
+				if (++q->held < 5)
+					continue;
+				out[o++] = '>';
+				memcpy(out + o, from, 5);
+				o += 5;
+				q->held = 0;
+				q->line_start = false;
+				continue;
+			}
+			memcpy(out + o, from, q->held);
+			o += q->held;
+			q->held = 0;
+			q->line_start = false;
+		}
+		out[o++] = ch;
+		if (ch == '\n')
+			q->line_start = true;
+	}
+	if (o > 0)
+		q->last = out[o - 1];
+	q->out += o;
+	return o;
+}
+
+size_t pop3c_mboxrd_finish(struct pop3c_mboxrd *q, char *out)
+{
+	size_t o = 0;
+
+	memcpy(out, "From ", q->held);
+	o += q->held;
+	if (o > 0)
+		q->last = out[o - 1];
+	q->held = 0;
+	if (q->last != '\n')
+		out[o++] = '\n';
+	out[o++] = '\n';
+	q->out += o;
+	q->last = '\n';
+	return o;
+}
+
+bool pop3c_envelope_sender(const char *h, size_t len, char *out, size_t size)
+{
+	const char *v, *lt, *gt;
+	size_t vl, al;
+
+	if (!pop3c_header_find(h, len, "Return-Path", &v, &vl))
+		return false;
+	lt = memchr(v, '<', vl);
+	if (lt == NULL)
+		return false;
+	gt = memchr(lt, '>', vl - (size_t)(lt - v));
+	if (gt == NULL)
+		return false;
+	al = (size_t)(gt - lt - 1);
+	if (al == 0 || al >= size)
+		return false;
+	for (size_t i = 0; i < al; i++) {
+		unsigned char ch = (unsigned char)lt[1 + i];
+		if (ch < 0x21 || ch > 0x7e || ch == '<')
+			return false;
+	}
+	memcpy(out, lt + 1, al);
+	out[al] = '\0';
+	return true;
 }

@@ -57,6 +57,7 @@ struct pop3c_capa {
 	bool answered; /* CAPA returned +OK */
 	bool top, uidl, user, stls, pipelining, resp_codes, utf8, utf8_user;
 	bool sasl_plain, sasl_login, sasl_scram_sha256, sasl_scram_sha256_plus;
+	bool sasl_scram_sha1, sasl_scram_sha1_plus;
 	bool sasl_oauthbearer, sasl_xoauth2, sasl_any;
 	bool expire_set, expire_never, expire_user;
 	uint64_t expire_days;
@@ -105,5 +106,35 @@ void pop3c_dec_init(struct pop3c_dec *d, bool to_lf);
  * in which case the bytes after it belong to the next reply and d->done is set. */
 size_t pop3c_dec_feed(struct pop3c_dec *d, const char *in, size_t len, char *out,
                       size_t *consumed_r);
+
+/* mboxrd quoting for mbox delivery: every line matching ^>*From  gets one more '>' in front, so
+ * a reader can undo it and no line of a message can start a new one. Streaming: at most the first
+ * four bytes of a "From" at a line start are held back between chunks. Input lines end in LF. */
+/* Output one feed of LEN bytes may produce: every line may gain a '>', and a line of "From \n"
+ * is 6 bytes, plus up to 4 bytes held from the previous feed and the '>' of a line they start. */
+#define POP3C_MBOXRD_SLACK    5
+#define POP3C_MBOXRD_CAP(len) ((len) + (len) / 6 + POP3C_MBOXRD_SLACK)
+
+struct pop3c_mboxrd {
+	bool line_start; /* the next byte starts a line (after only '>' bytes of it) */
+	size_t held;     /* bytes of "From " matched at this line start and held back */
+	uint64_t out;    /* bytes written out */
+	char last;       /* the last byte written, to end the message with a newline */
+};
+
+/* Start quoting one message. */
+void pop3c_mboxrd_init(struct pop3c_mboxrd *q);
+
+/* Quote IN[0..LEN) into OUT (capacity >= POP3C_MBOXRD_CAP(LEN)); returns the bytes written. */
+size_t pop3c_mboxrd_feed(struct pop3c_mboxrd *q, const char *in, size_t len, char *out);
+
+/* End the message: the held bytes, a newline if the message did not end with one, and the empty
+ * line that separates messages, into OUT (capacity >= POP3C_MBOXRD_SLACK + 2). */
+size_t pop3c_mboxrd_finish(struct pop3c_mboxrd *q, char *out);
+
+/* The envelope sender for an mbox From_ line from the Return-Path header of the header block
+ * H[0..LEN): the address inside <...>, when it is 1..SIZE-1 octets of 0x21..0x7E without '<' or
+ * '>'. Copied NUL-terminated into OUT; false when absent, empty ("<>") or unusable. */
+bool pop3c_envelope_sender(const char *h, size_t len, char *out, size_t size);
 
 #endif

@@ -43,7 +43,7 @@ def main():
     shm = tempfile.mkdtemp(prefix="gannet-bench-", dir="/dev/shm")
     certs = ct.make_certs(os.path.join(base, "certs"))
     srv = g.GannetServer(os.path.join(base, "srv"), certs["good"], {"log_level": "warning"})
-    pw = srv.add_user("alice")
+    pw = srv.add_user("alice", scram=True)
     srv.start()
     try:
         md = srv.maildir("alice")

@@ -128,7 +128,7 @@ class Client:
             lines.append("")
             lines.append("[%s]" % name)
             s = dict(settings)
-            if "maildir" not in s and "mda" not in s:
+            if not {"maildir", "mda", "mbox", "delivery"} & set(s):
                 s["maildir"] = self.maildir(name)
             for k, v in s.items():
                 if v is None:
@@ -179,6 +179,36 @@ class Client:
                     out[n] = f.read()
         return out
 
+    def mbox(self, account="acct"):
+        return os.path.join(self.home, "Mail", account + ".mbox")
+
     def tmp_files(self, account="acct"):
         p = os.path.join(self.maildir(account), "tmp")
         return os.listdir(p) if os.path.isdir(p) else []
+
+
+def mbox_parse(data: bytes):
+    """Split an mboxrd file into [(from_line, message)]: a message starts at a line beginning
+    "From ", ends with the empty separator line, and has one '>' taken off each >+From line."""
+    import re
+    assert data == b"" or data.endswith(b"\n\n"), data[-80:]
+    out = []
+    for ln in data.split(b"\n")[:-1]:
+        if ln.startswith(b"From "):
+            out.append((ln, []))
+        else:
+            assert out, "mbox does not start with a From_ line"
+            out[-1][1].append(re.sub(rb"^>(>*From )", rb"\1", ln))
+    msgs = []
+    for frm, lines in out:
+        assert lines and lines[-1] == b"", "message without its separator line"
+        msgs.append((frm, b"".join(ln + b"\n" for ln in lines[:-1])))
+    return msgs
+
+
+def mbox_messages(path):
+    """The messages of the mboxrd file PATH (unquoted), or [] when it does not exist."""
+    if not os.path.exists(path):
+        return []
+    with open(path, "rb") as f:
+        return [m for _f, m in mbox_parse(f.read())]

@@ -40,7 +40,8 @@ def gannetd(tmp_path, certs):
         s = g.GannetServer(tmp_path / ("srv%d" % len(servers)), certs["good"], settings)
         servers.append(s)
         for u in users:
-            s.add_user(u, write=False)
+            # SCRAM verifiers too: auth = auto picks SCRAM-SHA-256-PLUS, as a real user would get
+            s.add_user(u, write=False, scram=True)
         s.write_users()
         s.start()
         return s

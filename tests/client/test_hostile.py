@@ -73,7 +73,7 @@ def test_apop_preferred_without_tls(pop, client):
 def test_no_apop_without_timestamp(pop, client):
     """C-009: no <...@...> in the greeting, no APOP attempt."""
     s = pop(messages=MSGS[:1], greeting="+OK ready")
-    client.write_config({"acct": s.account()})
+    client.write_config({"acct": s.account(auth="user")})  # clear text needs an explicit auth
     assert client.fetch().returncode == 0
     assert b"APOP" not in s.commands()
 

@@ -1,4 +1,5 @@
-/* Unit tests for lib/pop3client.c: reply parsing and the multi-line body decoder (C-001..C-041). */
+/* Unit tests for lib/pop3client.c: reply parsing, the multi-line body decoder (C-001..C-041), and
+ * the mboxrd quoter and envelope sender of mbox delivery. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -267,6 +268,107 @@ static void test_decoder_never_ends(void **state)
 	assert_true(d.done);
 }
 
+static void test_capa_scram(void **state)
+{
+	struct pop3c_capa c;
+
+	(void)state;
+	pop3c_capa_reset(&c);
+	pop3c_capa_line(&c, S("SASL SCRAM-SHA-256-PLUS scram-sha-1 SCRAM-SHA-1-PLUS OAUTHBEARER"));
+	assert_true(c.sasl_scram_sha256_plus && c.sasl_scram_sha1 && c.sasl_scram_sha1_plus);
+	assert_true(c.sasl_oauthbearer && c.sasl_any);
+	assert_false(c.sasl_scram_sha256 || c.sasl_plain || c.sasl_xoauth2);
+	pop3c_capa_reset(&c);
+	pop3c_capa_line(&c, S("SASL SCRAM-SHA-1-PLUSX SCRAM-SHA"));
+	assert_false(c.sasl_scram_sha1 || c.sasl_scram_sha1_plus || c.sasl_scram_sha256);
+	assert_true(c.sasl_any);
+}
+
+/* Quote IN with chunks of STEP bytes (0: all at once) into OUT; the total length. */
+static size_t quote_all(const char *in, size_t len, size_t step, char *out)
+{
+	struct pop3c_mboxrd q;
+	size_t o = 0;
+
+	pop3c_mboxrd_init(&q);
+	for (size_t off = 0; off < len;) {
+		size_t n = step == 0 || step > len - off ? len - off : step;
+		o += pop3c_mboxrd_feed(&q, in + off, n, out + o);
+		off += n;
+	}
+	o += pop3c_mboxrd_finish(&q, out + o);
+	assert_int_equal(q.out, o);
+	return o;
+}
+
+static void test_mboxrd(void **state)
+{
+	static const char in[] = "From x\n>From y\n>>From z\nFrom\n From\nFromage\n>Fro\nx From \n";
+	static const char want[] =
+	    ">From x\n>>From y\n>>>From z\nFrom\n From\nFromage\n>Fro\nx From \n\n";
+	char out[256];
+
+	(void)state;
+	for (size_t step = 0; step < 9; step++) {
+		size_t n = quote_all(in, sizeof(in) - 1, step, out);
+		assert_int_equal(n, sizeof(want) - 1);
+		assert_memory_equal(out, want, n);
+	}
+	/* no final newline: one is added before the separator; a held "From" is let out */
+	assert_int_equal(quote_all(S("a\nFrom"), 0, out), 8);
+	assert_memory_equal(out, "a\nFrom\n\n", 8);
+	/* an empty message is only the separator line */
+	assert_int_equal(quote_all("", 0, 0, out), 1);
+	assert_memory_equal(out, "\n", 1);
+}
+
+static void test_mboxrd_capacity(void **state)
+{
+	/* Every line "From \n" grows by one byte: the worst case the capacity macro allows for. */
+	char in[6 * 100], *out;
+	struct pop3c_mboxrd q;
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < 100; i++)
+		memcpy(in + 6 * i, "From \n", 6);
+	out = malloc(POP3C_MBOXRD_CAP(sizeof(in)));
+	assert_non_null(out);
+	pop3c_mboxrd_init(&q);
+	n = pop3c_mboxrd_feed(&q, in, sizeof(in), out);
+	assert_int_equal(n, 700);
+	assert_true(n <= POP3C_MBOXRD_CAP(sizeof(in)));
+	/* four bytes held, then the fifth: five in, six out */
+	pop3c_mboxrd_init(&q);
+	assert_int_equal(pop3c_mboxrd_feed(&q, S("From"), out), 0);
+	assert_int_equal(pop3c_mboxrd_feed(&q, S(" "), out), 6);
+	assert_memory_equal(out, ">From ", 6);
+	free(out);
+}
+
+static void test_envelope_sender(void **state)
+{
+	char out[32];
+
+	(void)state;
+	assert_true(pop3c_envelope_sender(S("Subject: x\r\nReturn-Path:  <a+b@c.example>\r\n\r\n"),
+	                                  out, sizeof(out)));
+	assert_string_equal(out, "a+b@c.example");
+	assert_true(pop3c_envelope_sender(S("return-path: x <y@z>\n"), out, sizeof(out)));
+	assert_string_equal(out, "y@z");
+	assert_false(pop3c_envelope_sender(S("Return-Path: <>\n"), out, sizeof(out)));
+	assert_false(pop3c_envelope_sender(S("Return-Path: a@b\n"), out, sizeof(out)));
+	assert_false(pop3c_envelope_sender(S("Return-Path: <a b@c>\n"), out, sizeof(out)));
+	assert_false(pop3c_envelope_sender(S("Return-Path: <a@b\n"), out, sizeof(out)));
+	assert_false(
+	    pop3c_envelope_sender(S("Subject: x\n\nReturn-Path: <a@b>\n"), out, sizeof(out)));
+	/* 31 octets fit in 32 bytes with the NUL, 32 do not */
+	assert_true(pop3c_envelope_sender(S("Return-Path: <aaaaaaaaaaaaaaaaaaaaaaaaaa@b.cc>\n"),
+	                                  out, sizeof(out)));
+	assert_false(pop3c_envelope_sender(S("Return-Path: <aaaaaaaaaaaaaaaaaaaaaaaaaaa@b.cc>\n"),
+	                                   out, sizeof(out)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +382,10 @@ int main(void)
 	    cmocka_unit_test(test_decoder),
 	    cmocka_unit_test(test_decoder_wire_count),
 	    cmocka_unit_test(test_decoder_never_ends),
+	    cmocka_unit_test(test_capa_scram),
+	    cmocka_unit_test(test_mboxrd),
+	    cmocka_unit_test(test_mboxrd_capacity),
+	    cmocka_unit_test(test_envelope_sender),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
