@@ -26,6 +26,8 @@ _raise_nofile()  # inherited by gannetd too: the load tests hold 1000+ connectio
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: load, big-message and real-client tests (bounded)")
+    config.addinivalue_line("markers", "timing: measures wall-clock delays; skipped in the ASan "
+                            "pass of make test, where it adds minutes and no memory coverage")
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -61,6 +61,7 @@ def ctl(srv, *args):
                           timeout=g.t(30), env=g.run_env())
 
 
+@pytest.mark.timing
 def test_delays_refusal_and_owner_still_gets_in(srv):
     attacker = "127.0.0.9"
     # 1-3: sequential, each failed reply waits 1, 2, 4 s (doubling, capped at 4 here)
@@ -110,6 +111,7 @@ def test_delays_refusal_and_owner_still_gets_in(srv):
     assert "event=penalty_clear what=127.0.0.9 removed=1" in srv.log_text()
 
 
+@pytest.mark.timing
 def test_unknown_user_and_wrong_password_wait_the_same(gannet):
     """The first failure from a fresh address waits 1 s whether or not the user exists. The
     user's hash is Argon2id, as gannetctl makes them: an unknown user verifies a dummy Argon2id
@@ -124,9 +126,10 @@ def test_unknown_user_and_wrong_password_wait_the_same(gannet):
     assert r1 == r2 == FAILED
     # both pay the delay (1 s) plus one hash; they differ by far less than a delay step
     assert 0.9 <= t_unknown <= g.t(2.5) and 0.9 <= t_wrong <= g.t(2.5), (t_unknown, t_wrong)
-    assert abs(t_unknown - t_wrong) < 0.5
+    assert abs(t_unknown - t_wrong) < g.t(0.5)  # ASan makes Argon2id several times slower
 
 
+@pytest.mark.timing
 def test_account_failures_lengthen_failed_replies_only(srv):
     """Failures against one account from many addresses make its failed replies slower, never
     its correct logins."""
