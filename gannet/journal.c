@@ -180,7 +180,17 @@ static int load(struct journal *j, struct gerr *e)
 	off_t good = 0, pos = 0;
 	unsigned lineno = 0;
 	ssize_t n;
+	struct stat st;
 
+	if (fstat(j->fd, &st) == 0 && st.st_size > 0) {
+		size_t keys = (size_t)st.st_size / GANNET_JOURNAL_BYTES_PER_KEY, slots = 4096;
+		if (keys > GANNET_JOURNAL_MAX)
+			keys = GANNET_JOURNAL_MAX;
+		while (slots / 2 < keys)
+			slots *= 2;
+		if (rehash(j, slots) < 0)
+			return gerr_set(e, EX_OSERR, "out of memory for journal %s", j->path), -1;
+	}
 	while ((n = read(j->fd, buf, sizeof(buf))) > 0) {
 		for (ssize_t i = 0; i < n; i++, pos++) {
 			if (buf[i] != '\n') {
@@ -312,7 +322,9 @@ int journal_compact(struct journal *j, struct gerr *e)
 
 	for (size_t i = 0; i < j->n; i++)
 		live += j->ent[i].live && (j->ent[i].flags & ~J_PENDING) != 0;
-	if (j->records <= 2 * live + 64)
+	/* A kept message costs a "P" and an "S" record until a rewrite leaves only the "S": without
+	 * it a large kept mailbox loads twice the records at every poll. */
+	if (j->records <= live + live / 2 + 64)
 		return 0;
 	if (fmt_path(tmp, sizeof(tmp), "%s.new", j->path) < 0)
 		return gerr_set(e, EX_SOFTWARE, "path too long"), -1;

@@ -61,7 +61,8 @@ int journal_seen(struct journal *j, const char *key, int flags, int64_t when, st
 int journal_sync(struct journal *j, struct gerr *e);
 
 /* Forget entries that are not live (no longer on the server) by rewriting the file atomically,
- * when they make up most of it. Only call after a complete listing. 0 or -1 with E. */
+ * when they and superseded "P" records make up a third of it. Only call after a complete
+ * listing. 0 or -1 with E. */
 int journal_compact(struct journal *j, struct gerr *e);
 
 /* Release the lock and the memory. */

@@ -1,5 +1,6 @@
 """Helpers for the gannet fetch-client suite: certificates, running gannet with its own HOME,
-and the local form of messages.
+and the local form of messages. tests/integration is put on sys.path here, so a client test can
+`import gannettest` (gannetd) and `import dovecotsrv` (the real Dovecot) alike.
 
 Environment: GANNET_BUILD (directory holding gannet and gannetd, default <repo>/build),
 GANNETD (a gannetd binary to use instead of $GANNET_BUILD/gannetd), GANNET_ASAN=1 (timeouts x3).
@@ -98,6 +99,18 @@ def spki_pin(cert_path):
     der = _run(["openssl", "pkey", "-pubin", "-outform", "DER"], input=pub).stdout
     import base64
     return "sha256//" + base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+def account_for(server, user, certs, tls="tls", **extra):
+    """Account settings for USER on a running server (gannettest.GannetServer or
+    dovecotsrv.Dovecot: anything with port, tls_port and password(user)). Lives here, not in
+    conftest, so it stays importable when pytest collects tests/client and tests/integration in
+    one run (both have a conftest module, and only one of them is `conftest`)."""
+    s = {"host": "localhost", "port": server.tls_port if tls == "tls" else server.port,
+         "tls": tls, "user": user, "password": server.password(user),
+         "ca_file": certs["ca"], "timeout": 20}
+    s.update(extra)
+    return s
 
 
 # ---------------------------------------------------------------------------------------------

@@ -56,10 +56,5 @@ def gannetd(tmp_path, certs):
         pytest.fail("gannetd problems: %s" % problems, pytrace=False)
 
 
-def account_for(server, user, certs, tls="tls", **extra):
-    """Account settings for USER on a GannetServer."""
-    s = {"host": "localhost", "port": server.tls_port if tls == "tls" else server.port,
-         "tls": tls, "user": user, "password": server.password(user),
-         "ca_file": certs["ca"], "timeout": 20}
-    s.update(extra)
-    return s
+# One copy, in clienttest (importable when tests/client and tests/integration run together).
+account_for = ct.account_for

@@ -14,8 +14,7 @@ import time
 import pytest
 
 import clienttest as ct
-from clienttest import g
-from conftest import account_for
+from clienttest import account_for, g
 
 ROUNDS = int(os.environ.get("GANNET_CRASH_ROUNDS", "200"))
 # mbox appends are slower to set up and the loop is the same code: fewer rounds
@@ -49,21 +48,24 @@ def final_fetch(client, args=()):
 
 @pytest.mark.slow
 def test_crash_loop(gannetd, client, certs, tmp_path):
-    crash_loop(gannetd, client, certs, tmp_path, "maildir", ROUNDS)
+    crash_loop(gannetd(), client, certs, tmp_path, "maildir", ROUNDS)
 
 
 @pytest.mark.slow
 def test_crash_loop_mbox(gannetd, client, certs, tmp_path):
     """The same with delivery = mbox: no message twice, none lost, and never a partial one."""
-    crash_loop(gannetd, client, certs, tmp_path, "mbox", MBOX_ROUNDS)
+    crash_loop(gannetd(), client, certs, tmp_path, "mbox", MBOX_ROUNDS)
 
 
-def crash_loop(gannetd, client, certs, tmp_path, kind, rounds):
+def crash_loop(srv, client, certs, tmp_path, kind, rounds, label=None):
+    """Kill gannet ROUNDS times while it fetches user alice's mail from SRV, a running server
+    with port, tls_port, password(user), maildir(user) -> .deliver(data) and stat(user) (a
+    gannettest.GannetServer, or a dovecotsrv.Dovecot). KIND: "maildir" or "mbox" delivery.
+    LABEL names the run in the result line (default: KIND). Returns the result line."""
     ROUNDS = rounds  # noqa: N806 (the loop below reads it as before)
     mbox = kind == "mbox"
     seed = int(os.environ.get("GANNET_CRASH_SEED") or time.time())
     rnd = random.Random(seed)
-    srv = gannetd()
     md = srv.maildir("alice")
     everything = {}  # sha of the local form -> local form
     counter = [0]
@@ -169,7 +171,7 @@ def crash_loop(gannetd, client, certs, tmp_path, kind, rounds):
     line = ("crash loop (%s): seed %d, %d rounds: %d killed (%d of them after delivering some "
             "messages), %d finished; %d messages, %d delivered during the loop; %d duplicates, "
             "%d lost, %d unexpected; %d cut-off mbox appends repaired; %.0f s"
-            % (kind, seed, ROUNDS, killed, mid_transfer, finished, len(everything), during,
+            % (label or kind, seed, ROUNDS, killed, mid_transfer, finished, len(everything), during,
                len(dups), len(lost), len(extra), repaired, time.monotonic() - started))
     print(line)
     if os.environ.get("GANNET_FIGURES"):
@@ -190,3 +192,4 @@ def crash_loop(gannetd, client, certs, tmp_path, kind, rounds):
     assert collections.Counter(ct.sha(b) for b in local_copies()) == got
     assert killed >= ROUNDS // 2 and mid_transfer >= ROUNDS // 4, line
     assert time.monotonic() - started < ct.t(240), line
+    return line

@@ -10,156 +10,19 @@ Dovecot drops to the mail owner: as root that is `nobody` (the Maildir is chowne
 current user with no privilege change. Every process is stopped by its PID with bounded waits.
 """
 
-import grp
 import os
 import poplib
-import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import tempfile
-import time
 
 import pytest
 
+import dovecotsrv
 import gannettest as g
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
 USER = "alice"
 PASSWORD = "Pw-dovecot-uidl-7f3c"
-
-
-def _need_dovecot():
-    if not os.access(DOVECOT, os.X_OK):
-        pytest.fail("dovecot is not installed: apt-get install dovecot-pop3d "
-                    "(scripts/deps.sh installs it with the test packages)")
-
-
-# ---------------------------------------------------------------------------------------------
-# The real Dovecot
-
-
-class Dovecot:
-    """One standalone Dovecot with its own config and base_dir under BASE (a 0755 directory)."""
-
-    def __init__(self, base, users_file, owner, uidl_format="%08Xu%08Xv", reuse_xuidl=False):
-        self.base = base
-        self.dir = os.path.join(base, "dovecot")
-        os.makedirs(self.dir, exist_ok=True)
-        self.users_file = users_file
-        self.owner = owner  # pwd entry of the mail owner
-        self.uidl_format = uidl_format
-        self.reuse_xuidl = reuse_xuidl
-        self.port = g.free_port()
-        self.conf = os.path.join(self.dir, "dovecot.conf")
-        self.log = os.path.join(self.dir, "dovecot.log")
-        self.proc = None
-        self.known = {}
-
-    def config_text(self):
-        o = self.owner
-        lines = [
-            "# written by tests/integration/test_dovecot_uidl.py",
-            "base_dir = %s/run" % self.dir,
-            "state_dir = %s/state" % self.dir,
-            "log_path = %s" % self.log,
-            "protocols = pop3",
-            "listen = 127.0.0.1",
-            "ssl = no",
-            "disable_plaintext_auth = no",
-            "mail_location = maildir:~/Maildir",
-            "first_valid_uid = %d" % o.pw_uid,
-            "first_valid_gid = %d" % o.pw_gid,
-            "pop3_uidl_format = %s" % self.uidl_format,
-            "pop3_reuse_xuidl = %s" % ("yes" if self.reuse_xuidl else "no"),
-            "passdb {", "  driver = passwd-file",
-            "  args = scheme=PLAIN %s" % self.users_file, "}",
-            "userdb {", "  driver = passwd-file", "  args = %s" % self.users_file,
-            "  default_fields = uid=%d gid=%d" % (o.pw_uid, o.pw_gid), "}",
-            "service pop3-login {",
-            "  inet_listener pop3 {", "    address = 127.0.0.1",
-            "    port = %d" % self.port, "  }",
-        ]
-        if os.geteuid() != 0:
-            # Without root nothing can change user or chroot: every service runs as us.
-            # (Checked by hand under runuser -u nobody; the suite itself runs as root.)
-            me = pwd.getpwuid(os.geteuid())
-            lines += ["  chroot =", "}", "service anvil {", "  chroot =", "}",
-                      "default_internal_user = %s" % me.pw_name,
-                      "default_login_user = %s" % me.pw_name,
-                      "default_internal_group = %s" % grp.getgrgid(os.getegid()).gr_name]
-        else:
-            lines += ["}"]
-        return "\n".join(lines) + "\n"
-
-    def start(self):
-        with open(self.conf, "w") as f:
-            f.write(self.config_text())
-        self.errf = open(os.path.join(self.dir, "stderr.log"), "ab")
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", self.conf], stdin=subprocess.DEVNULL,
-                                     stdout=self.errf, stderr=self.errf, start_new_session=True)
-        deadline = time.monotonic() + g.t(20)
-        while True:
-            if self.proc.poll() is not None:
-                raise AssertionError("dovecot exited with %s during start-up:\n%s"
-                                     % (self.proc.returncode, self.log_text()))
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("dovecot not listening on %d:\n%s"
-                                         % (self.port, self.log_text()))
-                time.sleep(0.05)
-        self._remember()
-        return self
-
-    def _remember(self):
-        if self.proc is not None and self.proc.poll() is None:
-            for p in g.process_tree(self.proc.pid):
-                ident = g.proc_identity(p)
-                if ident is not None:
-                    self.known[p] = ident
-
-    def log_text(self):
-        out = ""
-        for p in (self.log, os.path.join(self.dir, "stderr.log")):
-            try:
-                with open(p, "rb") as f:
-                    out += f.read().decode("utf-8", "replace")[-6000:]
-            except OSError:
-                pass
-        return out
-
-    def stop(self):
-        """SIGTERM to the master by PID, SIGKILL after a bound; then any child it left behind
-        (same PID and start time as recorded) gets SIGKILL too. Returns leftover PIDs."""
-        if self.proc is None:
-            return []
-        self._remember()
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(g.t(15))
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(g.t(5))
-        deadline = time.monotonic() + g.t(5)
-        left = []
-        while True:
-            left = [p for p, i in self.known.items() if g.proc_identity(p) == i]
-            if not left or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
-        for p in left:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.errf.close()
-        self.proc = None
-        return left
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,9 +33,8 @@ class Env:
     """The shared home, the gannetd instance (not started) and the user file both read."""
 
     def __init__(self, gannet):
-        self.top = tempfile.mkdtemp(prefix="gn-dcu-", dir="/tmp")
-        os.chmod(self.top, 0o755)
-        self.owner = pwd.getpwnam("nobody") if os.geteuid() == 0 else pwd.getpwuid(os.geteuid())
+        self.top = dovecotsrv.make_top("gn-dcu-")
+        self.owner = dovecotsrv.mail_owner()
         self.home = os.path.join(self.top, "home")
         self.md = g.Maildir(os.path.join(self.home, "Maildir"))
         self.gannet = gannet(users=(), start=False)
@@ -184,10 +46,7 @@ class Env:
         self.dovecots = []
 
     def chown(self):
-        for root, dirs, files in os.walk(self.home):
-            for n in dirs + files:
-                os.lchown(os.path.join(root, n), self.owner.pw_uid, self.owner.pw_gid)
-        os.lchown(self.home, self.owner.pw_uid, self.owner.pw_gid)
+        dovecotsrv.chown_tree(self.home, self.owner)
 
     def deliver(self, data, name, subdir="new", mtime=None):
         n = self.md.deliver(data, name=name, subdir=subdir, mtime=mtime)
@@ -195,7 +54,7 @@ class Env:
         return n
 
     def dovecot(self, **kw):
-        d = Dovecot(self.top, self.gannet.userdb, self.owner, **kw)
+        d = dovecotsrv.Dovecot(self.top, users_file=self.gannet.userdb, owner=self.owner, **kw)
         self.dovecots.append(d)
         return d.start()
 
@@ -209,7 +68,7 @@ class Env:
 
 @pytest.fixture
 def env(gannet):
-    _need_dovecot()
+    dovecotsrv.need_dovecot()
     e = Env(gannet)
     yield e
     for d in e.dovecots:  # shown by pytest when the test failed
