@@ -3,9 +3,12 @@
 import statistics
 import sys
 
-SERVERS = ["gannetd-shared", "gannetd-perconn", "dovecot-default", "dovecot-hp"]
+SERVERS = ["gannetd-shared", "gannetd-nocache", "gannetd-perconn", "dovecot-default", "dovecot-hp",
+           "dovecot-hp-cache"]
 TITLES = {
     "gannetd-shared": "gannetd shared",
+    "gannetd-nocache": "gannetd shared, no auth cache",
+    "dovecot-hp-cache": "Dovecot high-perf + auth cache",
     "gannetd-perconn": "gannetd per-conn",
     "dovecot-default": "Dovecot default",
     "dovecot-hp": "Dovecot high-perf",
@@ -69,7 +72,10 @@ def main():
     machine = open(sys.argv[2], encoding="utf-8").read().strip() if len(sys.argv) > 2 else ""
     present = [s for s in SERVERS if any(r.get("server") == s for r in runs)]
     head = ["figure", "unit"] + [TITLES[s] for s in present]
-    head += ["shared / hp", "per-conn / hp", "target", "met"]
+    head += ["shared / hp", "per-conn / hp"]
+    if "dovecot-hp-cache" in present:
+        head += ["shared / hp+cache"]
+    head += ["target", "met"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     errors = {}
@@ -108,6 +114,10 @@ def main():
                 ratios.append(f"{med[g] / med['dovecot-hp']:.3g}x")
             else:
                 ratios.append("-")
+        if "dovecot-hp-cache" in present:
+            hc = med.get("dovecot-hp-cache", 0)
+            ratios.append(f"{med['gannetd-shared'] / hc:.3g}x"
+                          if hc > 0 and "gannetd-shared" in med else "-")
         tcell, met = "-", ""
         if target is not None and "gannetd-shared" in med and med.get("dovecot-hp", 0) > 0:
             r = med["gannetd-shared"] / med["dovecot-hp"]

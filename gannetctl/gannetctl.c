@@ -50,6 +50,9 @@ static const struct command commands[] = {
      "forget the failures of WHAT (an address, address/64 or user), or of everyone"},
     {"uidl list USER [-c|--config CONFIG] [--source SOURCE]", cmd_uidl_list, true,
      "print \"N UIDL\" as a POP3 client would see them (read-only, no lock)"},
+    {"expire [USER] [-c|--config CONFIG] [--now SECONDS]", cmd_expire, true,
+     "remove retrieved messages past the EXPIRE policy now (one user or all; a maildrop in use "
+     "is skipped)"},
     {"help", cmd_help, false, "print this list"},
 };
 

@@ -61,6 +61,8 @@ int cmd_apop_enable(const struct cmd_args *a);
 int cmd_apop_disable(const struct cmd_args *a);
 /* UIDLs a POP3 client would see (cmd_uidl.c), read-only, without the maildrop lock. */
 int cmd_uidl_list(const struct cmd_args *a);
+/* EXPIRE offline (cmd_expire.c): per maildrop under its lock, through the UPDATE journal. */
+int cmd_expire(const struct cmd_args *a);
 
 /* A user file read into memory, optionally locked against other gannetctl runs. */
 struct userfile {

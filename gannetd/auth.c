@@ -30,6 +30,9 @@
 #define AUTH_QUEUE_MAX 1024
 /* Unredeemed tokens kept at once. */
 #define TOKENS_MAX 4096
+/* Hash buckets of the token table, by the token's first bytes (random, chosen by us): twice the
+ * slots, so a chain holds one token or none almost always and issue and redeem are O(1). */
+#define TOKEN_BUCKETS (2 * TOKENS_MAX)
 /* Login channels (one per login process; per-connection mode has one per session). */
 #define CLIENTS_MAX (SESSIONS_MAX_MAX + WORKERS_MAX)
 /* SASL exchanges open at once across all login processes; one per connection in
@@ -87,6 +90,10 @@ struct token {
 	uid_t uid;
 	gid_t gid;
 	char maildir[GANNET_PATH_MAX];
+	uint32_t expire, login_delay; /* the user file's policies, POLICY_WIRE_* */
+	/* table links (slot numbers, -1 = none): bucket chain or free list, and issue order */
+	int32_t hnext;
+	int32_t older, newer;
 };
 
 static struct child_env *env;
@@ -95,6 +102,11 @@ static struct ipc_queue *master_q;
 static struct client *clients;
 static size_t n_clients, n_exchanges;
 static struct token *tokens;
+/* Token table: bucket heads, free slots, and the issue order (all tokens live AUTH_TOKEN_TTL, so
+ * the oldest expires first and expiry never needs a scan). */
+static int32_t token_buckets[TOKEN_BUCKETS];
+static int32_t tokens_free = -1, tokens_oldest = -1, tokens_newest = -1;
+static bool tokens_ready;
 static bool draining;
 static struct penalty *penalty;
 static struct request *delayed; /* failed replies waiting out their delay */
@@ -137,20 +149,64 @@ static void *worker(void *arg)
 	return NULL;
 }
 
+static size_t token_bucket(const void *token)
+{
+	uint32_t h;
+
+	memcpy(&h, token, sizeof(h));
+	return h % TOKEN_BUCKETS;
+}
+
+static void tokens_init(void)
+{
+	for (size_t i = 0; i < TOKEN_BUCKETS; i++)
+		token_buckets[i] = -1;
+	for (int32_t i = TOKENS_MAX - 1; i >= 0; i--) {
+		tokens[i].hnext = tokens_free;
+		tokens_free = i;
+	}
+	tokens_ready = true;
+}
+
+/* Take slot I out of its bucket and the issue order, wipe it, and make it free. */
+static void token_release(int32_t i)
+{
+	struct token *t = &tokens[i];
+	int32_t *pp = &token_buckets[token_bucket(t->token)];
+
+	while (*pp >= 0 && *pp != i)
+		pp = &tokens[*pp].hnext;
+	if (*pp == i)
+		*pp = t->hnext;
+	if (t->older >= 0)
+		tokens[t->older].newer = t->newer;
+	else
+		tokens_oldest = t->newer;
+	if (t->newer >= 0)
+		tokens[t->newer].older = t->older;
+	else
+		tokens_newest = t->older;
+	explicit_bzero(t, sizeof(*t));
+	t->hnext = tokens_free;
+	tokens_free = i;
+}
+
 static struct token *issue_token(struct request *r)
 {
 	time_t now = time(NULL);
-	struct token *t = NULL;
+	struct token *t;
+	int32_t i;
+	size_t b;
 
-	for (size_t i = 0; i < TOKENS_MAX; i++) {
-		if (tokens[i].used && tokens[i].expires < now) {
-			explicit_bzero(&tokens[i], sizeof(tokens[i]));
-		}
-		if (!tokens[i].used && t == NULL)
-			t = &tokens[i];
-	}
-	if (t == NULL)
+	if (!tokens_ready)
+		tokens_init();
+	while (tokens_oldest >= 0 && tokens[tokens_oldest].expires < now)
+		token_release(tokens_oldest);
+	if (tokens_free < 0)
 		return NULL;
+	i = tokens_free;
+	t = &tokens[i];
+	tokens_free = t->hnext;
 	t->used = true;
 	arc4random_buf(t->token, sizeof(t->token));
 	t->login_id = r->client->login_id;
@@ -159,6 +215,18 @@ static struct token *issue_token(struct request *r)
 	t->uid = r->job.entry.uid;
 	t->gid = r->job.entry.gid;
 	snprintf(t->maildir, sizeof(t->maildir), "%s", r->job.maildir);
+	t->expire = policy_to_wire(r->job.entry.has_expire, r->job.entry.expire_days);
+	t->login_delay = policy_to_wire(r->job.entry.has_login_delay, r->job.entry.login_delay);
+	b = token_bucket(t->token);
+	t->hnext = token_buckets[b];
+	token_buckets[b] = i;
+	t->newer = -1;
+	t->older = tokens_newest;
+	if (tokens_newest >= 0)
+		tokens[tokens_newest].newer = i;
+	else
+		tokens_oldest = i;
+	tokens_newest = i;
 	return t;
 }
 
@@ -691,7 +759,10 @@ static void redeem(struct ipc_msg *m)
 		log_warnx("event=bad_message from=master type=redeem");
 		return;
 	}
-	for (size_t i = 0; i < TOKENS_MAX && toklen == AUTH_TOKEN_LEN; i++) {
+	if (!tokens_ready)
+		tokens_init();
+	for (int32_t i = toklen == AUTH_TOKEN_LEN ? token_buckets[token_bucket(tok)] : -1; i >= 0;
+	     i = tokens[i].hnext) {
 		if (tokens[i].used && tokens[i].login_id == login_id && tokens[i].expires >= now &&
 		    CRYPTO_memcmp(tokens[i].token, tok, AUTH_TOKEN_LEN) == 0) {
 			t = &tokens[i];
@@ -705,9 +776,11 @@ static void redeem(struct ipc_msg *m)
 	ipc_put_u32(&msgbuf, t ? (uint32_t)t->uid : (uint32_t)-1);
 	ipc_put_u32(&msgbuf, t ? (uint32_t)t->gid : (uint32_t)-1);
 	ipc_put_str(&msgbuf, t ? t->maildir : "");
+	ipc_put_u32(&msgbuf, t ? t->expire : POLICY_WIRE_UNSET);
+	ipc_put_u32(&msgbuf, t ? t->login_delay : POLICY_WIRE_UNSET);
 	ipc_queue_send(master_q, &msgbuf, -1);
 	if (t != NULL)
-		explicit_bzero(t, sizeof(*t)); /* a token is good for one handover only */
+		token_release((int32_t)(t - tokens)); /* a token is good for one handover only */
 }
 
 /* gannetctl's commands for the auth process, relayed by the master from the control socket:

@@ -4,6 +4,7 @@
 #include "authcheck.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
+#include "authcache.h"
 #include "authstore.h"
 #include "log.h"
 #include "mechs.h"
@@ -186,6 +188,34 @@ static void check_with_totp(struct auth_job *j, const char *pw, size_t len)
 	fail(j, AUTH_FAIL, "totp_required");
 }
 
+/* --- the verified-credential cache (authcache.c) ----------------------------------------- */
+
+static pthread_once_t cache_once = PTHREAD_ONCE_INIT;
+
+static void cache_init(void)
+{
+	const char *error = NULL;
+
+	if (authcache_init(conf->userdb, conf->auth_cache_ttl, conf->auth_cache_size, &error) < 0)
+		log_warnx("event=auth_cache_disabled reason=\"%s\"", error);
+}
+
+/* Only the account password of a user without TOTP comes here, after the app passwords and
+ * the TOTP check ran against the current store: the cache can never stand in for either. */
+static bool cache_hit(struct auth_job *j, const char *pw, size_t len)
+{
+	pthread_once(&cache_once, cache_init);
+	if (authcache_lookup(j->entry.user, pw, len, j->entry.pwhash) != 1)
+		return false;
+	{
+		char safe[4 * USERNAME_MAX + 1];
+
+		log_sanitize(safe, sizeof(safe), j->entry.user, strlen(j->entry.user));
+		log_debug("session=%s ip=%s event=auth_cache_hit user=%s", j->session, j->ip, safe);
+	}
+	return true;
+}
+
 /* The password check behind PASS, PLAIN and LOGIN: app passwords first (a fast salted hash),
  * then the account password, with TOTP when the user turned it on. Sets J's result. */
 static void check_password(struct auth_job *j, const char *pw, size_t len)
@@ -221,9 +251,16 @@ static void check_password(struct auth_job *j, const char *pw, size_t len)
 		check_with_totp(j, pw, len);
 		return;
 	}
+	/* A hit only ever says "this password verified against this very hash within the TTL";
+	 * failures are never cached, so the brute-force defence sees each one. */
+	if (cache_hit(j, pw, len)) {
+		j->result = AUTH_OK;
+		return;
+	}
 	switch (pwhash_verify(pw, len, j->entry.pwhash, &error)) {
 	case 1:
 		j->result = AUTH_OK;
+		authcache_add(j->entry.user, pw, len, j->entry.pwhash);
 		return;
 	case 0:
 		fail(j, AUTH_FAIL, "wrong_password");

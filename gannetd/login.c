@@ -304,6 +304,15 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 	}
 	if (!c->tls && env->conf.have_tls)
 		bufferevent_write(c->bev, "STLS\r\n", 6);
+	/* RFC 2449 §6.5/§6.7, S-041: before login, the most conservative value with USER (a user's
+	 * own value may differ: userdb_policy_*). Under expire_days = never the smallest per-user
+	 * value is unknown here, so EXPIRE is left to TRANSACTION (EXPIRE NEVER for most users). */
+	if (env->conf.expire_days >= 0)
+		evbuffer_add_printf(bufferevent_get_output(c->bev), "EXPIRE %ld USER\r\n",
+		                    env->conf.expire_days);
+	if (env->conf.login_delay > 0)
+		evbuffer_add_printf(bufferevent_get_output(c->bev), "LOGIN-DELAY %ld USER\r\n",
+		                    env->conf.login_delay);
 	bufferevent_write(c->bev, tail, sizeof(tail) - 1);
 	return CMD_OK;
 }

@@ -21,6 +21,7 @@
 #include "mechs.h"
 #include "maildir.h"
 #include "strnum.h"
+#include "userdb.h"
 
 /* How long a login waits for a maildrop lock that is about to be released: 20 x 50 ms. */
 #define LOCK_RETRIES  20
@@ -62,6 +63,8 @@ struct msess {
 	bool quit; /* QUIT received: UPDATE ran */
 	size_t retrieved;
 	uint64_t retrieved_bytes;
+	long expire_days; /* RFC 2449 policies in force for this user (userdb_policy_*) */
+	long login_delay;
 	struct msess *prev, *next;
 };
 
@@ -73,7 +76,12 @@ static size_t n_sessions;
 static bool draining;
 static struct ipc_msg msgbuf;
 static char readbuf[RETR_CHUNK];
-static char encbuf[2 * RETR_CHUNK + 3];
+/* Input encoded per reservation in the output buffer. Its worst case (2 * 16 KiB + 3, every
+ * byte a bare LF) makes libevent allocate 64 KiB chains, under glibc's 128 KiB mmap threshold:
+ * bigger chains were mmapped, faulted in and unmapped for every chunk of a 10 MB RETR. */
+#define RETR_ENC_PIECE (16 * 1024)
+/* Bytes one write(2) may carry while a message streams; libevent's default is 16 KiB. */
+#define RETR_WRITE_MAX RETR_HIGH_WATER
 
 static void process_input(struct msess *s);
 static void pump(struct msess *s);
@@ -272,6 +280,7 @@ static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
 	s->retr_is_top = top;
 	pop3_enc_init(&s->enc, true, top ? lines : UINT64_MAX);
 	s->busy = true;
+	bufferevent_set_max_single_write(s->bev, RETR_WRITE_MAX);
 	pump(s);
 	return s->busy ? CMD_SUSPEND : CMD_OK;
 }
@@ -378,6 +387,16 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 		bufferevent_write(s->bev, line, n);
 		bufferevent_write(s->bev, "\r\n", 2);
 	}
+	/* RFC 2449 §6.7, S-041/S-042: this user's own value, EXPIRE NEVER included; §6.5:
+	 * LOGIN-DELAY whenever AUTHORIZATION listed it (S-040), with this user's value. */
+	if (s->expire_days < 0)
+		bufferevent_write(s->bev, "EXPIRE NEVER\r\n", 14);
+	else
+		evbuffer_add_printf(bufferevent_get_output(s->bev), "EXPIRE %ld\r\n",
+		                    s->expire_days);
+	if (env->conf.login_delay > 0)
+		evbuffer_add_printf(bufferevent_get_output(s->bev), "LOGIN-DELAY %ld\r\n",
+		                    s->login_delay);
 	bufferevent_write(s->bev, tail, sizeof(tail) - 1);
 	return CMD_OK;
 }
@@ -392,15 +411,40 @@ static const char *log_name(const struct maildir_snapshot *snap, size_t i, char 
 	return log_sanitize(out, size, n, strlen(n));
 }
 
-/* UPDATE (RFC 1939 §6): remove the messages marked deleted, then release the maildrop. */
+/* UPDATE (RFC 1939 §6): add what EXPIRE removes, journal it all (crash-safe: the next login
+ * finishes an UPDATE a crash cut short, see lib/maildir.h), remove the files, drop the journal,
+ * then release the maildrop. */
 static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 {
 	struct msess *s = arg;
-	size_t failed = 0;
+	size_t failed = 0, asked, expired, total;
+	const char *error = NULL;
+	int jr;
 
 	if (!args_ok(s, cmd, 0, 0, "QUIT"))
 		return CMD_ERR;
-	for (size_t i = 0; i < s->snap.count; i++) {
+	asked = s->n_deleted;
+	/* RFC 2449 §6.7, S-043: retrieved (whole RETR, never TOP) long enough ago. */
+	expired = maildir_expire_mark(&s->snap, s->deleted, time(NULL), s->expire_days);
+	if (expired > 0) {
+		s->n_deleted = 0;
+		s->deleted_bytes = 0;
+		for (size_t i = 0; i < s->snap.count; i++) {
+			if (!s->deleted[i])
+				continue;
+			s->n_deleted++;
+			s->deleted_bytes += maildir_msg_size(&s->snap, i);
+		}
+	}
+	total = s->n_deleted;
+	jr = maildir_journal_write(s->maildir, &s->snap, s->deleted, &error);
+	if (jr != MAILDIR_OK) {
+		/* Nothing is removed without a journal: the UPDATE did not start. */
+		log_warnx("session=%s ip=%s event=update_failed user=%s error=\"%s\"", s->session,
+		          s->ip, s->user, error);
+		failed = total;
+	}
+	for (size_t i = 0; i < s->snap.count && jr == MAILDIR_OK; i++) {
 		char name[4 * MAILDIR_NAME_BUF];
 
 		if (!s->deleted[i])
@@ -410,7 +454,17 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 			         s->ip, s->user, log_name(&s->snap, i, name, sizeof(name)));
 			failed++;
 		}
+		/* Tests only: widen the window a crash test aims at. */
+		if (env->conf.test_update_delay_ms > 0)
+			usleep((useconds_t)env->conf.test_update_delay_ms * 1000);
 	}
+	if (jr == MAILDIR_OK && total > 0 &&
+	    maildir_journal_finish(s->maildir, &error) != MAILDIR_OK)
+		log_warnx("session=%s ip=%s event=update_journal_kept user=%s error=\"%s\"",
+		          s->session, s->ip, s->user, error);
+	if (expired > 0)
+		log_info("session=%s ip=%s event=expire user=%s expired=%zu expire_days=%ld",
+		         s->session, s->ip, s->user, expired, s->expire_days);
 	s->n_deleted -= failed;
 	s->quit = true;
 	/* The index drops the removed messages; written before the lock goes. */
@@ -419,8 +473,10 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	maildir_unlock(s->lockfd);
 	s->lockfd = -1;
 	if (failed)
-		client_reply(s->bev, "-ERR [SYS/TEMP] %zu deleted messages were not removed",
-		             failed);
+		client_reply(s->bev, "-ERR [%s] %zu deleted messages were not removed",
+		             jr == MAILDIR_ERR_PERM ? "SYS/PERM" : "SYS/TEMP", failed);
+	else if (expired > 0)
+		client_reply(s->bev, "+OK Bye, %zu messages deleted, %zu expired", asked, expired);
 	else
 		client_reply(s->bev, "+OK Bye, %zu messages deleted", s->n_deleted);
 	return CMD_CLOSE;
@@ -434,6 +490,28 @@ static const struct cmd_def trans_cmds[] = {
     {"APOP", NULL, CMD_BAD}, {"AUTH", NULL, CMD_BAD}, {"STLS", NULL, CMD_BAD},
     {NULL, NULL, 0},
 };
+
+/* Encode IN[0..LEN) straight into OUT's last chain: no private buffer, no copy into the
+ * evbuffer. -1 when no memory can be reserved. */
+static int retr_encode(struct evbuffer *out, struct pop3_enc *enc, const char *in, size_t len)
+{
+	while (len > 0 && !pop3_enc_done(enc)) {
+		struct evbuffer_iovec v;
+		size_t k = len < RETR_ENC_PIECE ? len : RETR_ENC_PIECE;
+
+		if (evbuffer_reserve_space(out, (ev_ssize_t)(2 * k + 3), &v, 1) != 1)
+			return -1;
+		/* The chain may have more room than asked: use it, within the worst case. */
+		if ((v.iov_len - 3) / 2 > k)
+			k = len < (v.iov_len - 3) / 2 ? len : (v.iov_len - 3) / 2;
+		v.iov_len = pop3_enc_feed(enc, in, k, v.iov_base);
+		if (evbuffer_commit_space(out, &v, 1) < 0)
+			return -1;
+		in += k;
+		len -= k;
+	}
+	return 0;
+}
 
 /* Queue more of a listing or a message while the output buffer is below the high-water mark. */
 static void pump(struct msess *s)
@@ -484,16 +562,20 @@ static void pump(struct msess *s)
 			close_after_flush(s);
 			return;
 		}
-		if (r > 0)
-			evbuffer_add(out, encbuf,
-			             pop3_enc_feed(&s->enc, readbuf, (size_t)r, encbuf));
+		if (r > 0 && retr_encode(out, &s->enc, readbuf, (size_t)r) < 0) {
+			log_warnx("session=%s ip=%s event=out_of_memory user=%s msg=%zu",
+			          s->session, s->ip, s->user, s->retr_idx + 1);
+			close_after_flush(s);
+			return;
+		}
 		if (r == 0 || pop3_enc_done(&s->enc)) {
 			uint64_t listed = maildir_msg_size(&s->snap, s->retr_idx);
 			char name[4 * MAILDIR_NAME_BUF];
-			size_t n = pop3_enc_finish(&s->enc, encbuf);
+			char end[3 + 3]; /* pop3_enc_finish's CRLF at most, then ".\r\n" */
+			size_t n = pop3_enc_finish(&s->enc, end);
 
-			memcpy(encbuf + n, ".\r\n", 3);
-			evbuffer_add(out, encbuf, n + 3);
+			memcpy(end + n, ".\r\n", 3);
+			evbuffer_add(out, end, n + 3);
 			close(s->retr_fd);
 			s->retr_fd = -1;
 			s->busy = false;
@@ -613,7 +695,9 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 static void new_session(struct ipc_msg *m)
 {
 	struct msess *s = calloc(1, sizeof(*s));
-	uint32_t uid, gid;
+	uint32_t uid, gid, expire_w, delay_w;
+	bool has_expire, has_delay;
+	long expire, delay;
 	const void *input;
 	size_t inlen;
 
@@ -628,14 +712,19 @@ static void new_session(struct ipc_msg *m)
 	    ipc_get_str(m, s->tls, sizeof(s->tls)) < 0 ||
 	    ipc_get_str(m, s->user, sizeof(s->user)) < 0 || ipc_get_u32(m, &uid) < 0 ||
 	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, s->maildir, sizeof(s->maildir)) < 0 ||
+	    ipc_get_u32(m, &expire_w) < 0 || ipc_get_u32(m, &delay_w) < 0 ||
 	    ipc_get_data(m, &input, &inlen) < 0 || ipc_end(m) < 0 || s->fd < 0 ||
-	    s->maildir[0] != '/') {
+	    s->maildir[0] != '/' ||
+	    policy_from_wire(expire_w, USERDB_EXPIRE_DAYS_MAX, true, &has_expire, &expire) < 0 ||
+	    policy_from_wire(delay_w, USERDB_LOGIN_DELAY_MAX, false, &has_delay, &delay) < 0) {
 		log_warnx("event=bad_message from=master type=session");
 		if (s->fd >= 0)
 			close(s->fd);
 		free(s);
 		return;
 	}
+	s->expire_days = userdb_policy_expire(env->conf.expire_days, has_expire, expire);
+	s->login_delay = userdb_policy_login_delay(env->conf.login_delay, has_delay, delay);
 	s->next = sessions;
 	if (sessions != NULL)
 		sessions->prev = s;
@@ -704,9 +793,40 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		close_after_flush(s);
 		return;
 	}
-	r = s->lockfd < 0 ? MAILDIR_ERR_PERM
-	                  : maildir_scan(s->maildir, (enum uidl_source)env->conf.uidl_source,
-	                                 &s->snap, &error);
+	/* RFC 2449 §6.5, S-036/S-037: refused only now, after the password was found correct, and
+	 * before anything changes (no recovery, no scan, no new login time). */
+	if (s->lockfd >= 0 && s->login_delay > 0) {
+		long wait =
+		    maildir_login_wait(maildir_last_login(s->maildir), time(NULL), s->login_delay);
+
+		if (wait > 0) {
+			log_info("session=%s ip=%s event=login_refused user=%s reason=login_delay "
+			         "wait=%ld",
+			         s->session, s->ip, s->user, wait);
+			client_reply(s->bev,
+			             "-ERR [LOGIN-DELAY] Logins are %ld seconds apart; try "
+			             "again in %ld seconds",
+			             s->login_delay, wait);
+			close_after_flush(s);
+			return;
+		}
+	}
+	/* Finish an UPDATE a crash interrupted, before the scan sees its files. */
+	r = s->lockfd < 0 ? MAILDIR_ERR_PERM : MAILDIR_OK;
+	if (r == MAILDIR_OK) {
+		size_t removed;
+		bool ignored;
+
+		r = maildir_journal_recover(s->maildir, &removed, &ignored, &error);
+		if (r == MAILDIR_OK && (removed > 0 || ignored))
+			log_info("session=%s ip=%s event=update_recovered user=%s removed=%zu "
+			         "journal=%s",
+			         s->session, s->ip, s->user, removed,
+			         ignored ? "ignored" : "applied");
+	}
+	if (r == MAILDIR_OK)
+		r = maildir_scan(s->maildir, (enum uidl_source)env->conf.uidl_source, &s->snap,
+		                 &error);
 	if (r == MAILDIR_OK && s->snap.count > 0 && (s->deleted = calloc(s->snap.count, 1)) == NULL)
 		r = MAILDIR_ERR_TEMP;
 	if (r == MAILDIR_OK && s->snap.count == 0 && (s->deleted = calloc(1, 1)) == NULL)
@@ -725,6 +845,9 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	s->logged_in = true;
+	if (s->login_delay > 0 && maildir_set_last_login(s->maildir, time(NULL)) < 0)
+		log_warn("session=%s ip=%s event=login_time_not_saved user=%s", s->session, s->ip,
+		         s->user);
 	log_info("session=%s ip=%s event=login user=%s tls=%s messages=%zu "
 	         "bytes=%" PRIu64,
 	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,

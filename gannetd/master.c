@@ -493,7 +493,7 @@ static void handle_handover(struct proc *login, struct ipc_msg *m)
 
 static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 {
-	uint32_t id, ok, uid, gid;
+	uint32_t id, ok, uid, gid, expire, login_delay;
 	char user[USERNAME_MAX + 1], maildir[GANNET_PATH_MAX];
 	struct pending *pd = NULL;
 	struct proc *mail;
@@ -501,7 +501,7 @@ static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 	if (ipc_get_u32(m, &id) < 0 || ipc_get_u32(m, &ok) < 0 ||
 	    ipc_get_str(m, user, sizeof(user)) < 0 || ipc_get_u32(m, &uid) < 0 ||
 	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, maildir, sizeof(maildir)) < 0 ||
-	    ipc_end(m) < 0) {
+	    ipc_get_u32(m, &expire) < 0 || ipc_get_u32(m, &login_delay) < 0 || ipc_end(m) < 0) {
 		log_warnx("event=bad_message from=auth type=redeem_res");
 		return;
 	}
@@ -534,6 +534,8 @@ static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 	ipc_put_u32(&msgbuf, uid);
 	ipc_put_u32(&msgbuf, gid);
 	ipc_put_str(&msgbuf, maildir);
+	ipc_put_u32(&msgbuf, expire);
+	ipc_put_u32(&msgbuf, login_delay);
 	ipc_put_data(&msgbuf, pd->input, pd->inlen);
 	proc_send(mail, &msgbuf, pd->fd);
 	close(pd->fd);

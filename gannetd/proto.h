@@ -2,6 +2,9 @@
 #ifndef GANNETD_PROTO_H
 #define GANNETD_PROTO_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
 /* Every channel starts with MSG_HELLO from the master; IPC_VERSION (lib/ipc.h) is checked there.
  * Fields are listed in the order they are put; "+fd" means a descriptor travels with it. */
 enum msg_type {
@@ -28,10 +31,11 @@ enum msg_type {
 	MSG_HANDOVER,
 	/* master -> auth: u32 master_req, u32 login_id, data token */
 	MSG_REDEEM,
-	/* auth -> master: u32 master_req, u32 ok, str user, u32 uid, u32 gid, str maildir */
+	/* auth -> master: u32 master_req, u32 ok, str user, u32 uid, u32 gid, str maildir,
+	 * u32 expire, u32 login_delay (the user file's policy values, POLICY_WIRE_*) */
 	MSG_REDEEM_RES,
 	/* master -> mail, +fd: u64 conn_id, str session_id, str ip, str tls, str user, u32 uid,
-	 * u32 gid, str maildir, data pipelined input */
+	 * u32 gid, str maildir, u32 expire, u32 login_delay, data pipelined input */
 	MSG_SESSION,
 	/* login -> auth: u32 req_id, str mechanism (upper case), u32 has_initial, data initial
 	 * response (decoded), str ip, str session_id, str cb_type ("tls-exporter", "tls-unique" or
@@ -68,6 +72,30 @@ enum auth_result {
 
 /* Seconds a token stays redeemable; the login hands over at once, so this only bounds memory. */
 #define AUTH_TOKEN_TTL 60
+
+/* A user's expire= or login_delay= on the wire: the value (days, seconds), or one of these. The
+ * master passes them through unread; the mail process checks the range and applies the
+ * configuration (userdb_policy_expire, userdb_policy_login_delay). */
+#define POLICY_WIRE_UNSET 0xFFFFFFFFu /* not in the user file */
+#define POLICY_WIRE_NEVER 0xFFFFFFFEu /* expire=never */
+
+static inline uint32_t policy_to_wire(bool has, long v)
+{
+	return !has ? POLICY_WIRE_UNSET : v < 0 ? POLICY_WIRE_NEVER : (uint32_t)v;
+}
+
+/* Decode W: 0 with *HAS_R and *V_R, or -1 when W is out of range (at most MAX, NEVER only with
+ * NEVER_OK). */
+static inline int policy_from_wire(uint32_t w, long max, bool never_ok, bool *has_r, long *v_r)
+{
+	*has_r = w != POLICY_WIRE_UNSET;
+	*v_r = w == POLICY_WIRE_NEVER ? -1 : (long)w;
+	if (!*has_r)
+		return 0;
+	if (w == POLICY_WIRE_NEVER)
+		return never_ok ? 0 : -1;
+	return (long)w <= max ? 0 : -1;
+}
 
 /* The channel to the master is always this descriptor in a child. */
 #define CHILD_CHANNEL_FD 3

@@ -12,8 +12,9 @@
 
 #include "log.h"
 #include "strnum.h"
+#include "userdb.h"
 
-enum conf_type { CT_STR, CT_PATH, CT_LONG, CT_BOOL, CT_LISTEN, CT_NETS, CT_ENUM };
+enum conf_type { CT_STR, CT_PATH, CT_LONG, CT_BOOL, CT_LISTEN, CT_NETS, CT_ENUM, CT_DAYS };
 
 struct conf_opt {
 	const char *name;
@@ -110,6 +111,10 @@ static const struct conf_opt opts[] = {
      "failed logins from one address (IPv6: one /64) before it is refused"},
     {"auth_ip_block_time", CT_LONG, OFF(auth_ip_block_time), 0, 0, 86400, "900", NULL,
      "seconds an address stays refused; failures are forgotten after the same time"},
+    {"auth_cache_ttl", CT_LONG, OFF(auth_cache_ttl), 0, 0, AUTH_CACHE_TTL_MAX, "300", NULL,
+     "seconds a verified password is remembered by the auth process; 0 turns the cache off"},
+    {"auth_cache_size", CT_LONG, OFF(auth_cache_size), 0, 0, AUTH_CACHE_SIZE_MAX, "10000", NULL,
+     "verified passwords remembered at most (one per user); 0 turns the cache off"},
     {"oauth_jwks", CT_PATH, OFF(oauth_jwks), SZ(oauth_jwks), 0, 0, "", NULL,
      "JWKS file with the issuer's public keys; empty disables OAUTHBEARER and XOAUTH2"},
     {"oauth_issuer", CT_STR, OFF(oauth_issuer), SZ(oauth_issuer), 0, 0, "", NULL,
@@ -118,6 +123,15 @@ static const struct conf_opt opts[] = {
      "required aud claim of bearer tokens"},
     {"oauth_user_claim", CT_STR, OFF(oauth_user_claim), SZ(oauth_user_claim), 0, 0, "email", NULL,
      "claim that names the user (email, sub, preferred_username, ...)"},
+    {"expire_days", CT_DAYS, OFF(expire_days), 0, 0, USERDB_EXPIRE_DAYS_MAX, "never", NULL,
+     "RFC 2449 EXPIRE: remove retrieved messages this many days after their first RETR, at "
+     "UPDATE (0: at the QUIT after it); never or 0..36500; a user's expire= may lower or raise it "
+     "unless this is a number, which is then the smallest"},
+    {"login_delay", CT_LONG, OFF(login_delay), 0, 0, USERDB_LOGIN_DELAY_MAX, "0", NULL,
+     "RFC 2449 LOGIN-DELAY: seconds between two logins of a user (0: none); also the largest "
+     "value a user's login_delay= may set"},
+    {"test_update_delay_ms", CT_LONG, OFF(test_update_delay_ms), 0, 0, CONF_TEST_UPDATE_DELAY_MAX,
+     "0", NULL, "FOR TESTS ONLY: milliseconds to sleep between the unlinks of UPDATE"},
 };
 
 static char *trim(char *s)
@@ -166,12 +180,18 @@ static int set_opt(const struct conf_opt *o, struct conf *c, char *value, char *
 		}
 		memcpy(base, value, strlen(value) + 1);
 		return 0;
+	case CT_DAYS:
+		if (strcmp(value, "never") == 0) {
+			*(long *)(void *)base = CONF_EXPIRE_NEVER;
+			return 0;
+		}
+		/* FALLTHROUGH */
 	case CT_LONG: {
 		uint64_t v;
 
 		if (strnum_parse(value, (uint64_t)o->min, (uint64_t)o->max, &v) < 0) {
-			snprintf(err, errsize, "%s: expected a whole number from %ld to %ld",
-			         o->name, o->min, o->max);
+			snprintf(err, errsize, "%s: expected %sa whole number from %ld to %ld",
+			         o->name, o->type == CT_DAYS ? "never or " : "", o->min, o->max);
 			return -1;
 		}
 		*(long *)(void *)base = (long)v;

@@ -11,6 +11,14 @@
 
 enum conf_isolation { ISOLATION_SHARED, ISOLATION_PER_CONNECTION };
 
+/* Bounds of the verified-credential cache of the auth process (gannetd/authcache.c).
+ * A day at most: a cached entry lets a copy of the auth process's memory be guessed against at
+ * HMAC speed instead of the slow hash, so the window must stay short whatever the admin sets. */
+#define AUTH_CACHE_TTL_MAX 86400
+/* One entry (48 bytes) per user who logged in within the TTL: a million users cost 48 MB of the
+ * auth process, an upper bound that still fits any machine that serves that many. */
+#define AUTH_CACHE_SIZE_MAX 1000000
+
 struct conf_listen {
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
@@ -56,12 +64,23 @@ struct conf {
 	long auth_failure_delay_max;
 	long auth_ip_max_failures;
 	long auth_ip_block_time;
+	long auth_cache_ttl;  /* seconds; 0 = no cache */
+	long auth_cache_size; /* entries; 0 = no cache */
 	char oauth_jwks[GANNET_PATH_MAX];
 	char oauth_issuer[256];
 	char oauth_audience[256];
 	char oauth_user_claim[64];
+	long expire_days;          /* RFC 2449 EXPIRE: days, or CONF_EXPIRE_NEVER */
+	long login_delay;          /* RFC 2449 LOGIN-DELAY: seconds, 0 = none */
+	long test_update_delay_ms; /* tests only: pause between the unlinks of UPDATE */
 	bool have_tls;
 };
+
+/* expire_days = never (the default): the server never deletes mail by itself. */
+#define CONF_EXPIRE_NEVER (-1L)
+/* Longest test_update_delay_ms: one second between unlinks already makes a crash test of a few
+ * messages take seconds; the knob exists to widen the UPDATE window, never to stall a server. */
+#define CONF_TEST_UPDATE_DELAY_MAX 1000
 
 /* Parse TEXT (LEN bytes, the whole config file) named FILE into CONF, starting from defaults.
  * On error returns -1 and writes "FILE:LINE: message" into ERR. */

@@ -125,4 +125,82 @@ int maildir_unlink_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
 int maildir_lock(const char *dir);
 void maildir_unlock(int lockfd);
 
+/* ---- crash-safe UPDATE (issue 3 item 4) ----
+ *
+ * QUIT writes a journal before it removes any file: DIR/gannet.update lists the base names (the
+ * file name before ":2,") of every message UPDATE is about to remove. It is written to
+ * gannet.update.tmp, fsync'd, renamed into place and the root fsync'd, so gannet.update is either
+ * whole or absent; the unlinks follow, then new/ and cur/ are fsync'd, the journal removed and
+ * the root fsync'd again. A session that finds a journal at login (under the maildrop lock, before
+ * the scan) finishes the interrupted UPDATE: it removes exactly the journalled names still
+ * present in new/ or cur/ (whatever their flags now) and then the journal. A journal that fails
+ * its checks, and any gannet.update.tmp, are from a crash before the UPDATE started: they are
+ * removed and nothing is deleted.
+ *
+ * Format, version 1, integers little-endian:
+ *   0   8  magic "GANNETUJ"
+ *   8   4  version, 1 (any other: rejected, nothing deleted)
+ *  12   4  entry count, 1..MAILDROP_MESSAGES_MAX
+ *  16   8  length of the whole file in octets (must equal the file's size)
+ *  24   4  CRC32C (as gannet.index) of octets 0..23 followed by octets 28..end
+ *  28   .  count entries: 2 octets name length (1..MINDEX_NAME_MAX), then the base name (no
+ *          '/', no NUL, not starting with '.')
+ */
+#define MAILDIR_JOURNAL_NAME     "gannet.update"
+#define MAILDIR_JOURNAL_TMP_NAME "gannet.update.tmp"
+#define MAILDIR_JOURNAL_MAGIC    "GANNETUJ"
+#define MAILDIR_JOURNAL_VERSION  1
+#define MAILDIR_JOURNAL_HDR_SIZE 28
+/* Largest journal read back: every message of the largest maildrop with a longest name. Beyond
+ * that the file cannot be ours and is rejected before anything is allocated. */
+#define MAILDIR_JOURNAL_MAX                                                                        \
+	((uint64_t)MAILDIR_JOURNAL_HDR_SIZE +                                                      \
+	 (uint64_t)MAILDROP_MESSAGES_MAX * (2 + MINDEX_NAME_MAX))
+
+/* Journal the messages I of SNAP with DEL[I] != 0 (DEL has snap->count octets) into
+ * DIR/gannet.update, durably (see above). Nothing to remove writes nothing. 0, or a maildir_err
+ * with *ERROR_R: then nothing was journalled and nothing may be removed. */
+int maildir_journal_write(const char *dir, const struct maildir_snapshot *snap,
+                          const unsigned char *del, const char **error_r);
+
+/* After the unlinks: fsync new/ and cur/, remove DIR/gannet.update, fsync DIR. 0, or a
+ * maildir_err with *ERROR_R (the journal may stay: the next login finishes it, harmlessly). */
+int maildir_journal_finish(const char *dir, const char **error_r);
+
+/* At login, under the lock, before maildir_scan: finish an UPDATE a crash interrupted (see
+ * above). *REMOVED_R counts the files removed now; *IGNORED_R is true when a torn or corrupt
+ * journal was found and discarded. 0 (also when there is no journal), or a maildir_err with
+ * *ERROR_R (the journal is then kept for the next login). */
+int maildir_journal_recover(const char *dir, size_t *removed_r, bool *ignored_r,
+                            const char **error_r);
+
+/* ---- RFC 2449 policies: EXPIRE and LOGIN-DELAY (issue 3 item 6) ---- */
+
+/* EXPIRE values: whole days, or never. */
+#define MAILDIR_EXPIRE_NEVER (-1L)
+
+/* Mark in DEL (snap->count octets) every message retrieved (first-retrieved time in the index) at
+ * least DAYS days before NOW: DAYS 0 marks every message retrieved at all, MAILDIR_EXPIRE_NEVER
+ * none. Returns how many were newly marked (already marked ones are left as they are). */
+size_t maildir_expire_mark(const struct maildir_snapshot *snap, unsigned char *del, time_t now,
+                           long days);
+
+/* DIR/gannet.login holds the time of the last successful login, as decimal seconds and "\n",
+ * written through gannet.login.tmp and rename (a torn write leaves the old time). */
+#define MAILDIR_LOGIN_NAME     "gannet.login"
+#define MAILDIR_LOGIN_TMP_NAME "gannet.login.tmp"
+/* Its largest plausible size: 20 digits and a newline, with room to spare. */
+#define MAILDIR_LOGIN_FILE_MAX 32
+
+/* The last login time recorded in DIR, or 0 when none (missing, unreadable or malformed: a
+ * policy must never lock a user out because of a broken file; the reason is logged). */
+time_t maildir_last_login(const char *dir);
+
+/* Record NOW as the last login in DIR. 0, or -1 with errno (logged by the caller). */
+int maildir_set_last_login(const char *dir, time_t now);
+
+/* Seconds until a login is allowed again under DELAY seconds after LAST (0 = allowed now). A
+ * LAST in the future (the clock went back, or a forged file) counts as no login. */
+long maildir_login_wait(time_t last, time_t now, long delay);
+
 #endif

@@ -60,6 +60,9 @@ SSL_CTX *tls_server_ctx(const struct conf *conf, char *err, size_t errsize)
 	 * in this process only and changes with every reload. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gannet", 6);
+	/* TLS 1.3 servers send two tickets per handshake by default, each an encryption and a
+	 * record; a POP3 client resumes one connection at a time, so one ticket is enough. */
+	SSL_CTX_set_num_tickets(ctx, TLS_TICKETS_PER_HANDSHAKE);
 	return ctx;
 fail:
 	SSL_CTX_free(ctx);

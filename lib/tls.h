@@ -7,6 +7,10 @@
 
 struct conf;
 
+/* TLS 1.3 session tickets sent after a full handshake: a POP3 client holds one connection to a
+ * server at a time, so it never needs a second ticket to resume with. */
+#define TLS_TICKETS_PER_HANDSHAKE 1
+
 /* Build a server SSL_CTX from the certificate chain and key named in CONF. NULL with a message
  * (OpenSSL's error queue included) in ERR on failure. */
 SSL_CTX *tls_server_ctx(const struct conf *conf, char *err, size_t errsize);

@@ -149,6 +149,35 @@ static bool key_is(const char *s, size_t klen, const char *key)
 	return klen == strlen(key) && memcmp(s, key, klen) == 0;
 }
 
+/* expire=DAYS|never, login_delay=SECONDS: strict decimals up to MAX, at most once per line (a
+ * second value would leave the effective policy to the order of fields). */
+static int parse_policy(const char *key, const char *v, size_t vlen, long max, bool never_ok,
+                        bool *has, long *out, const char **error_r)
+{
+	uint64_t n;
+
+	if (*has) {
+		snprintf(field_error, sizeof(field_error), "%s= given twice", key);
+		*error_r = field_error;
+		return -1;
+	}
+	if (never_ok && vlen == 5 && memcmp(v, "never", 5) == 0) {
+		*has = true;
+		*out = USERDB_EXPIRE_NEVER;
+		return 0;
+	}
+	if (strnum_u64(v, vlen, 0, (uint64_t)max, &n) < 0) {
+		snprintf(field_error, sizeof(field_error),
+		         "%s=: expected %sa whole number from 0 to %ld", key,
+		         never_ok ? "never or " : "", max);
+		*error_r = field_error;
+		return -1;
+	}
+	*has = true;
+	*out = (long)n;
+	return 0;
+}
+
 static int parse_extra(const char *s, size_t len, struct userdb_entry *e, const char **error_r)
 {
 	size_t i = 0;
@@ -181,6 +210,14 @@ static int parse_extra(const char *s, size_t len, struct userdb_entry *e, const 
 		} else if (key_is(s + start, klen, "scram-sha-256")) {
 			if (parse_scram("scram-sha-256", SCRAM_SHA256, v, vlen, e->scram_sha256,
 			                sizeof(e->scram_sha256), error_r) < 0)
+				return -1;
+		} else if (key_is(s + start, klen, "expire")) {
+			if (parse_policy("expire", v, vlen, USERDB_EXPIRE_DAYS_MAX, true,
+			                 &e->has_expire, &e->expire_days, error_r) < 0)
+				return -1;
+		} else if (key_is(s + start, klen, "login_delay")) {
+			if (parse_policy("login_delay", v, vlen, USERDB_LOGIN_DELAY_MAX, false,
+			                 &e->has_login_delay, &e->login_delay, error_r) < 0)
 				return -1;
 		}
 	}
@@ -259,7 +296,7 @@ static bool scram_ok(enum scram_hash h, const char *v)
 
 int userdb_format_line(const struct userdb_entry *e, char *out, size_t size)
 {
-	char uid[16] = "", gid[16] = "";
+	char uid[16] = "", gid[16] = "", policy[64] = "";
 	const char *error;
 	size_t min;
 	int n;
@@ -274,14 +311,25 @@ int userdb_format_line(const struct userdb_entry *e, char *out, size_t size)
 		snprintf(uid, sizeof(uid), "%u", (unsigned)e->uid);
 	if (e->gid != (gid_t)-1)
 		snprintf(gid, sizeof(gid), "%u", (unsigned)e->gid);
-	n = snprintf(out, size, "%s:%s:%s:%s::%s::%s%s%s%s%s%s%s%s\n", e->user, e->pwhash, uid, gid,
-	             e->home, e->mail[0] != '\0' ? "userdb_mail=maildir:" : "", e->mail,
+	/* The policies go last; a line without mail or verifiers still gets its separator. */
+	if (e->has_expire && e->expire_days == USERDB_EXPIRE_NEVER)
+		snprintf(policy, sizeof(policy), " expire=never");
+	else if (e->has_expire && e->expire_days >= 0 && e->expire_days <= USERDB_EXPIRE_DAYS_MAX)
+		snprintf(policy, sizeof(policy), " expire=%ld", e->expire_days);
+	if (e->has_login_delay && e->login_delay >= 0 && e->login_delay <= USERDB_LOGIN_DELAY_MAX)
+		snprintf(policy + strlen(policy), sizeof(policy) - strlen(policy),
+		         " login_delay=%ld", e->login_delay);
+	n = snprintf(out, size, "%s:%s:%s:%s::%s::%s%s%s%s%s%s%s%s%s\n", e->user, e->pwhash, uid,
+	             gid, e->home, e->mail[0] != '\0' ? "userdb_mail=maildir:" : "", e->mail,
 	             e->mail[0] != '\0' && e->scram_sha1[0] != '\0' ? " " : "",
 	             e->scram_sha1[0] != '\0' ? "scram-sha-1=" : "", e->scram_sha1,
 	             (e->mail[0] != '\0' || e->scram_sha1[0] != '\0') && e->scram_sha256[0] != '\0'
 	                 ? " "
 	                 : "",
-	             e->scram_sha256[0] != '\0' ? "scram-sha-256=" : "", e->scram_sha256);
+	             e->scram_sha256[0] != '\0' ? "scram-sha-256=" : "", e->scram_sha256,
+	             e->mail[0] != '\0' || e->scram_sha1[0] != '\0' || e->scram_sha256[0] != '\0'
+	                 ? policy
+	                 : policy + (policy[0] != '\0'));
 	if (n < 0 || (size_t)n >= size || (size_t)n > USERDB_LINE_MAX) {
 		explicit_bzero(out, size);
 		return -1;
@@ -473,4 +521,22 @@ int userdb_mail_path(const char *template, const struct userdb_entry *e, char *o
 too_long:
 	*error_r = "mail location too long";
 	return -1;
+}
+
+long userdb_policy_expire(long global, bool has, long user)
+{
+	if (!has)
+		return global;
+	if (global == USERDB_EXPIRE_NEVER)
+		return user;
+	if (user == USERDB_EXPIRE_NEVER || user >= global)
+		return user;
+	return global;
+}
+
+long userdb_policy_login_delay(long global, bool has, long user)
+{
+	if (!has || user > global)
+		return global;
+	return user;
 }

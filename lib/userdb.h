@@ -3,7 +3,8 @@
  * Fields after the hash may be missing ("user:{PLAIN}pw" is a whole line). "extra" is the rest of
  * the line, space-separated key=value fields: userdb_mail=maildir:/path or mail=... (Dovecot's
  * ":KEY=VALUE" options after the path are ignored), scram-sha-1=VERIFIER and
- * scram-sha-256=VERIFIER (SCRAM verifiers, see scram.h; at most once each), the others are
+ * scram-sha-256=VERIFIER (SCRAM verifiers, see scram.h; at most once each), the RFC 2449 policies
+ * expire=DAYS|never and login_delay=SECONDS (at most once each), the others are
  * ignored (as Dovecot ignores ours); nopassword is not supported. Lines starting with '#' and empty
  * lines are ignored. A line is at most USERDB_LINE_MAX bytes with its '\n'; a trailing '\r' is
  * dropped. */
@@ -18,6 +19,15 @@
 #include "pwhash.h"
 #include "scram.h"
 
+/* expire=never. */
+#define USERDB_EXPIRE_NEVER (-1L)
+/* Largest expire= in days: 100 years; anything longer is "never" in all but name, and the bound
+ * keeps DAYS * 86400 far from overflowing. Shared with the expire_days setting. */
+#define USERDB_EXPIRE_DAYS_MAX 36500
+/* Largest login_delay= in seconds: one week. RFC 2449 §6.5 delays are minutes to hours; a week
+ * is far beyond any sane polling interval and bounds a typo. Shared with login_delay (conf). */
+#define USERDB_LOGIN_DELAY_MAX 604800
+
 struct userdb_entry {
 	char user[USERNAME_MAX + 1];
 	char pwhash[PWHASH_MAX + 1];
@@ -28,6 +38,11 @@ struct userdb_entry {
 	                               "" */
 	char scram_sha1[SCRAM_FIELD_MAX + 1];   /* scram-sha-1= verifier text, or "" */
 	char scram_sha256[SCRAM_FIELD_MAX + 1]; /* scram-sha-256= verifier text, or "" */
+	/* RFC 2449 policies; a zeroed entry has none (the configuration's values apply) */
+	bool has_expire;      /* expire= given */
+	long expire_days;     /* ... in days, or USERDB_EXPIRE_NEVER */
+	bool has_login_delay; /* login_delay= given */
+	long login_delay;     /* ... in seconds */
 };
 
 /* Check a user name: 1..USERNAME_MAX bytes, "local" or "local@domain" (one '@', neither part
@@ -43,7 +58,8 @@ int userdb_valid_name(const char *name, size_t len, const char **error_r);
 int userdb_parse_line(const char *line, struct userdb_entry *e, const char **error_r);
 
 /* Format E as a passwd-file line (with '\n') into OUT: "user:hash:uid:gid::home::userdb_mail=
- * maildir:mail scram-sha-1=V1 scram-sha-256=V2" (empty values left out). 0, or -1 when it does
+ * maildir:mail scram-sha-1=V1 scram-sha-256=V2 expire=D login_delay=S" (empty and unset values
+ * left out). 0, or -1 when it does
  * not fit in SIZE or USERDB_LINE_MAX, when a field holds a separator (':', '\n', a space in mail),
  * a verifier fails scram_parse, or the name is invalid. */
 int userdb_format_line(const struct userdb_entry *e, char *out, size_t size);
@@ -54,6 +70,16 @@ int userdb_format_line(const struct userdb_entry *e, char *out, size_t size);
  * line before the match) or why the file cannot be read; it points to a thread-local buffer that
  * the next userdb_lookup in the same thread overwrites. */
 int userdb_lookup(const char *path, const char *user, struct userdb_entry *e, const char **error_r);
+
+/* The EXPIRE days that apply to a user (RFC 2449 §6.7): GLOBAL (expire_days, or
+ * USERDB_EXPIRE_NEVER) unless HAS (expire= given) supplies USER. When GLOBAL is a number it is
+ * also the smallest value, because CAPA before login announces it as the most conservative one
+ * (S-041): a smaller USER is raised to it. */
+long userdb_policy_expire(long global, bool has, long user);
+
+/* The LOGIN-DELAY seconds that apply to a user (RFC 2449 §6.5): GLOBAL (login_delay) unless HAS
+ * supplies USER, capped at GLOBAL, which CAPA before login announces as the largest (S-041). */
+long userdb_policy_login_delay(long global, bool has, long user);
 
 /* Expand a mail location template: %u full user, %n local part, %d domain (empty when none),
  * %h home, %% a percent sign; a leading "~/" is the home (Dovecot). A leading "maildir:" is

@@ -9,14 +9,17 @@ import gannettest as g
 BASE = ["TOP", "UIDL", "RESP-CODES", "AUTH-RESP-CODE", "PIPELINING"]
 
 
-def expected_capa(user, stls, tls=False):
+def expected_capa(user, stls, tls=False, post=False):
     """The tags in order. SASL (S-063, S-113): -PLUS only under TLS; PLAIN and LOGIN exactly
-    when USER is offered (RFC 2595 §2.3, S-103)."""
+    when USER is offered (RFC 2595 §2.3, S-103). POST: after login, where the default policy is
+    announced as EXPIRE NEVER (S-042; before login it is left out under expire_days = never, see
+    test_policies.py)."""
     sasl = ["SCRAM-SHA-256-PLUS"] if tls else []
     sasl += ["SCRAM-SHA-256"] + (["SCRAM-SHA-1-PLUS"] if tls else []) + ["SCRAM-SHA-1"]
     sasl += ["PLAIN", "LOGIN"] if user else []
     return BASE + (["USER"] if user else []) + ["SASL " + " ".join(sasl)] + \
-        (["STLS"] if stls else []) + ["IMPLEMENTATION Gannet"]
+        (["STLS"] if stls else []) + (["EXPIRE NEVER"] if post else []) + \
+        ["IMPLEMENTATION Gannet"]
 
 
 def check_capa_bytes(c):
@@ -87,13 +90,13 @@ def test_s038_s046_capa_authorization_plain_trusted(server):
 def test_s039_s040_capa_transaction_drops_only_stls(server):
     """S-039/S-040: CAPA works after login and lists the same tags minus STLS."""
     c = server.login("alice")
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, post=True)
     assert c.cmd("NOOP").startswith(b"+OK")
 
 
 def test_s039_capa_transaction_over_tls(server):
     c = server.login("alice", tls=True)
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True, post=True)
 
 
 def test_capa_on_implicit_tls_port_has_user_no_stls(server):
@@ -121,7 +124,7 @@ def test_s032_s083_capa_untrusted_before_and_after_stls(gannet):
     c.starttls(srv.tls_context())
     assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
     c.login("alice", srv.password("alice"))
-    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True)
+    assert check_capa_bytes(c) == expected_capa(user=True, stls=False, tls=True, post=True)
 
 
 def test_capa_untrusted_but_plaintext_allowed(gannet):

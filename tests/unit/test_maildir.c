@@ -963,6 +963,198 @@ static void test_emfile_is_temp(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+/* ---- crash-safe UPDATE journal and policies ---- */
+
+static void read_all(const struct fx *f, const char *name, unsigned char *buf, size_t size,
+                     size_t *len_r)
+{
+	char path[512];
+	ssize_t n;
+	int fd;
+
+	pathf(path, sizeof(path), "%s/%s", f->md, name);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	n = read(fd, buf, size);
+	assert_true(n >= 0 && (size_t)n < size);
+	close(fd);
+	*len_r = (size_t)n;
+}
+
+static void write_root(const struct fx *f, const char *name, const void *buf, size_t len)
+{
+	char path[512];
+	int fd;
+
+	pathf(path, sizeof(path), "%s/%s", f->md, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, buf, len), (ssize_t)len);
+	close(fd);
+}
+
+static bool root_has(const struct fx *f, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s", f->md, name);
+	return lstat(path, &st) == 0;
+}
+
+/* Journal messages 0 and 2 of four, "crash" before any unlink, then recover: exactly those two
+ * go, even after one was renamed with flags meanwhile. */
+static void test_journal_roundtrip(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	unsigned char del[4] = {1, 0, 1, 0}, buf[1024];
+	const char *error = NULL;
+	size_t removed = 99, len;
+	bool ignored = true;
+
+	for (int i = 0; i < 4; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "10%d.M1P1.host", i);
+		put_str(f, "new", name, "Subject: x\n\nbody\n");
+		set_mtime(f, "new", name, 1000 + i);
+	}
+	s = scan_ok(f);
+	assert_int_equal(s.count, 4);
+	assert_int_equal(maildir_journal_write(f->md, &s, del, &error), MAILDIR_OK);
+	assert_true(root_has(f, MAILDIR_JOURNAL_NAME));
+	assert_false(root_has(f, MAILDIR_JOURNAL_TMP_NAME));
+	read_all(f, MAILDIR_JOURNAL_NAME, buf, sizeof(buf), &len);
+	/* header + two entries of 2 + 13 octets */
+	assert_int_equal(len, MAILDIR_JOURNAL_HDR_SIZE + 2 * (2 + 13));
+	assert_memory_equal(buf, MAILDIR_JOURNAL_MAGIC, 8);
+	assert_int_equal(buf[12], 2);
+	assert_int_equal(buf[16], len);
+	static const unsigned char entry0[] = {13,  0,   '1', '0', '0', '.', 'M', '1',
+	                                       'P', '1', '.', 'h', 'o', 's', 't'};
+	assert_memory_equal(buf + 28, entry0, sizeof(entry0));
+	maildir_snapshot_free(&s);
+	/* An IMAP client flags message 0 before the next login. */
+	char from[512], to[512];
+	pathf(from, sizeof(from), "%s/new/100.M1P1.host", f->md);
+	pathf(to, sizeof(to), "%s/cur/100.M1P1.host:2,FS", f->md);
+	assert_int_equal(rename(from, to), 0);
+	assert_int_equal(maildir_journal_recover(f->md, &removed, &ignored, &error), MAILDIR_OK);
+	assert_int_equal(removed, 2);
+	assert_false(ignored);
+	assert_false(root_has(f, MAILDIR_JOURNAL_NAME));
+	assert_false(exists(f, "cur", "100.M1P1.host:2,FS"));
+	assert_true(exists(f, "new", "101.M1P1.host"));
+	assert_false(exists(f, "new", "102.M1P1.host"));
+	assert_true(exists(f, "new", "103.M1P1.host"));
+	/* No journal: nothing to do. */
+	assert_int_equal(maildir_journal_recover(f->md, &removed, &ignored, &error), MAILDIR_OK);
+	assert_int_equal(removed, 0);
+	assert_false(ignored);
+	/* Nothing marked: no journal written. */
+	s = scan_ok(f);
+	memset(del, 0, sizeof(del));
+	assert_int_equal(maildir_journal_write(f->md, &s, del, &error), MAILDIR_OK);
+	assert_false(root_has(f, MAILDIR_JOURNAL_NAME));
+	maildir_snapshot_free(&s);
+}
+
+/* Every corruption of a valid journal is detected and deletes nothing. */
+static void test_journal_torn(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	unsigned char del[1] = {1}, good[256], bad[256];
+	const char *error = NULL;
+	size_t removed, len;
+	bool ignored;
+
+	put_str(f, "new", "200.M1P1.host", "x\n");
+	s = scan_ok(f);
+	assert_int_equal(maildir_journal_write(f->md, &s, del, &error), MAILDIR_OK);
+	maildir_snapshot_free(&s);
+	read_all(f, MAILDIR_JOURNAL_NAME, good, sizeof(good), &len);
+	/* Every truncation, and a flipped bit in every octet. */
+	for (size_t cut = 0; cut < 2 * len; cut++) {
+		size_t blen = cut < len ? cut : len;
+
+		memcpy(bad, good, len);
+		if (cut >= len)
+			bad[cut - len] ^= 0x10;
+		write_root(f, MAILDIR_JOURNAL_NAME, bad, blen);
+		assert_int_equal(maildir_journal_recover(f->md, &removed, &ignored, &error),
+		                 MAILDIR_OK);
+		assert_int_equal(removed, 0);
+		assert_true(ignored);
+		assert_false(root_has(f, MAILDIR_JOURNAL_NAME));
+		assert_true(exists(f, "new", "200.M1P1.host"));
+	}
+	/* A temporary left by a crash while writing: the UPDATE never started. */
+	write_root(f, MAILDIR_JOURNAL_TMP_NAME, good, len);
+	assert_int_equal(maildir_journal_recover(f->md, &removed, &ignored, &error), MAILDIR_OK);
+	assert_true(ignored);
+	assert_int_equal(removed, 0);
+	assert_false(root_has(f, MAILDIR_JOURNAL_TMP_NAME));
+	assert_true(exists(f, "new", "200.M1P1.host"));
+	/* The intact journal still works. */
+	write_root(f, MAILDIR_JOURNAL_NAME, good, len);
+	assert_int_equal(maildir_journal_recover(f->md, &removed, &ignored, &error), MAILDIR_OK);
+	assert_int_equal(removed, 1);
+	assert_false(exists(f, "new", "200.M1P1.host"));
+}
+
+static void test_expire_mark(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	unsigned char del[3];
+	const time_t now = 1700000000;
+
+	put_str(f, "new", "301.M1P1.host", "a\n");
+	put_str(f, "new", "302.M1P1.host", "b\n");
+	put_str(f, "new", "303.M1P1.host", "c\n");
+	set_mtime(f, "new", "301.M1P1.host", 1);
+	set_mtime(f, "new", "302.M1P1.host", 2);
+	set_mtime(f, "new", "303.M1P1.host", 3);
+	s = scan_ok(f);
+	maildir_msg_set_retrieved(&s, 0, now - 3 * 86400);
+	maildir_msg_set_retrieved(&s, 1, now - 2 * 86400 + 1);
+	memset(del, 0, sizeof(del));
+	assert_int_equal(maildir_expire_mark(&s, del, now, MAILDIR_EXPIRE_NEVER), 0);
+	assert_int_equal(maildir_expire_mark(&s, del, now, 3), 1);
+	assert_memory_equal(del, "\1\0\0", 3);
+	assert_int_equal(maildir_expire_mark(&s, del, now, 2), 0); /* one second short */
+	assert_int_equal(maildir_expire_mark(&s, del, now + 1, 2), 1);
+	assert_memory_equal(del, "\1\1\0", 3);
+	memset(del, 0, sizeof(del));
+	del[0] = 1;
+	assert_int_equal(maildir_expire_mark(&s, del, now, 0), 1); /* 0 already marked */
+	assert_memory_equal(del, "\1\1\0", 3);
+	maildir_snapshot_free(&s);
+}
+
+static void test_login_time(void **state)
+{
+	struct fx *f = *state;
+
+	assert_int_equal(maildir_last_login(f->md), 0);
+	assert_int_equal(maildir_set_last_login(f->md, 1700000123), 0);
+	assert_int_equal(maildir_last_login(f->md), 1700000123);
+	assert_false(root_has(f, MAILDIR_LOGIN_TMP_NAME));
+	write_root(f, MAILDIR_LOGIN_NAME, "12x\n", 4);
+	assert_int_equal(maildir_last_login(f->md), 0);
+	write_root(f, MAILDIR_LOGIN_NAME, "99999999999999999999999\n", 24);
+	assert_int_equal(maildir_last_login(f->md), 0);
+	write_root(f, MAILDIR_LOGIN_NAME, "100", 3);
+	assert_int_equal(maildir_last_login(f->md), 0);
+	assert_int_equal(maildir_login_wait(1000, 1010, 60), 50);
+	assert_int_equal(maildir_login_wait(1000, 1060, 60), 0);
+	assert_int_equal(maildir_login_wait(1000, 1059, 60), 1);
+	assert_int_equal(maildir_login_wait(0, 1010, 60), 0);
+	assert_int_equal(maildir_login_wait(2000, 1010, 60), 0); /* in the future */
+	assert_int_equal(maildir_login_wait(1000, 1010, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -993,6 +1185,10 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_unreadable_message, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_parent_not_writable, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_emfile_is_temp, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_journal_roundtrip, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_journal_torn, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_expire_mark, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_login_time, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

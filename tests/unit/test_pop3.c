@@ -508,6 +508,45 @@ static void test_enc_chunk_boundary_dot(void **state)
 	assert_true(e.size == 13);
 }
 
+/* gannetd's RETR reserves 2 * K + 3 bytes of output for K bytes of input (gannetd/mail.c
+ * retr_encode): the worst inputs must reach that bound exactly and never pass it. */
+static void test_enc_worst_case_piece(void **state)
+{
+	enum { K = 16384 };
+	char *in = malloc(K), *out = malloc(2 * K + 3);
+	struct pop3_enc e;
+	size_t n;
+
+	(void)state;
+	assert_non_null(in);
+	assert_non_null(out);
+	/* A CR held from the previous piece, then only bare LFs: every byte doubles. */
+	memset(in, '\n', K);
+	pop3_enc_init(&e, true, RETR);
+	assert_int_equal(pop3_enc_feed(&e, "a\r", 2, out), 1);
+	n = pop3_enc_feed(&e, in, K, out);
+	assert_int_equal(n, 2 * K);
+	assert_memory_equal(out, "\r\n\r\n", 4);
+	assert_true(e.size == 1 + 2 * K);
+	/* Lines of a lone dot: stuffed and CRLF-terminated, also double. */
+	for (size_t i = 0; i < K; i += 2)
+		memcpy(in + i, ".\n", 2);
+	pop3_enc_init(&e, true, RETR);
+	n = pop3_enc_feed(&e, in, K, out);
+	assert_int_equal(n, 2 * K);
+	assert_memory_equal(out + 2 * K - 4, "..\r\n", 4);
+	assert_true(e.size == 3 * K / 2); /* stuffing is not counted in the LIST size */
+	/* A piece ending in CR gives that CR back at the next piece, or at the end. */
+	memset(in, 'x', K);
+	in[K - 1] = '\r';
+	pop3_enc_init(&e, true, RETR);
+	assert_int_equal(pop3_enc_feed(&e, in, K, out), K - 1);
+	assert_int_equal(pop3_enc_finish(&e, out), 2);
+	assert_memory_equal(out, "\r\n", 2);
+	free(in);
+	free(out);
+}
+
 static void test_wire_size_big(void **state)
 {
 	enum { N = 100000 };
@@ -553,6 +592,7 @@ int main(void)
 	    cmocka_unit_test(test_enc_top_no_blank),
 	    cmocka_unit_test(test_enc_top_done),
 	    cmocka_unit_test(test_enc_chunk_boundary_dot),
+	    cmocka_unit_test(test_enc_worst_case_piece),
 	    cmocka_unit_test(test_wire_size_big),
 	};
 
