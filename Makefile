@@ -103,20 +103,31 @@ test-bench-smoke: all
 # the plain pass proves crash safety (200 / 50 rounds), fewer rounds still reach every recovery
 # path for the sanitizers.
 test-asan:
-	$(MAKE) SAN=1 all test-unit
+	$(MAKE) -j$(JOBS) SAN=1 all
+	$(MAKE) SAN=1 test-unit
 	GANNET_BUILD=$(abspath build/asan) GANNET_ASAN=1 $(PYTEST) -m "not timing" tests/integration \
 	  $(PYTEST_ARGS)
 	GANNET_BUILD=$(abspath build/asan) GANNET_ASAN=1 GANNET_CRASH_ROUNDS=40 \
 	  GANNET_CRASH_ROUNDS_MBOX=15 $(PYTEST) tests/client $(PYTEST_ARGS)
 
-# libFuzzer targets need clang; each target links the lib sources it exercises directly.
+# libFuzzer targets need clang. The library is compiled once with coverage instrumentation
+# (fuzzer-no-link) into its own archive; each target links it.
 FUZZ_BUILD = build/fuzz
-FUZZ_FLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Ilib -fsanitize=fuzzer,address,undefined $(PKG_CFLAGS)
-$(FUZZ_BUILD)/%: tests/fuzz/%.c $(LIB_SRCS)
+FUZZ_SAN = address,undefined
+FUZZ_CFLAGS = -std=c17 -D_GNU_SOURCE -g -O1 -Ilib $(PKG_CFLAGS)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_FLAGS) -o $@ $< $(LIB_SRCS) $(LIBS_ALL)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(FUZZ_SAN) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libgannet.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
 
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+$(FUZZ_BINS): $(FUZZ_BUILD)/%: tests/fuzz/%.c $(FUZZ_BUILD)/libgannet.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(FUZZ_SAN) -o $@ $< $(FUZZ_BUILD)/libgannet.a \
+	  $(LIBS_ALL)
+
 FUZZ_SECONDS ?= 5
 fuzz-smoke: $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); echo "== $$f ($(FUZZ_SECONDS)s)"; \
@@ -128,12 +139,16 @@ fuzz-smoke: $(FUZZ_BINS)
 fuzz:
 	$(MAKE) fuzz-smoke FUZZ_SECONDS=300
 
+# Builds run on every core; the suites themselves run one after the other.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 test: deps
-	$(MAKE) all test-unit
+	$(MAKE) -j$(JOBS) all
+	$(MAKE) test-unit
 	$(MAKE) test-integration
 	$(MAKE) test-client
 	$(MAKE) test-bench-smoke
 	$(MAKE) test-asan
+	$(MAKE) -j$(JOBS) $(FUZZ_BINS)
 	$(MAKE) fuzz-smoke
 	@echo "make test: all suites passed"
 
