@@ -21,34 +21,6 @@
 /* What one maildrop came to. */
 enum expire_outcome { EXPIRE_DONE, EXPIRE_SKIPPED, EXPIRE_FAILED };
 
-/* The parsed gannetd configuration: -c before the command, --config after it, or the default. */
-static struct conf *expire_load_conf(const struct cmd_args *a)
-{
-	const char *path = args_get(a, "--config");
-	struct conf *c;
-	char msg[1024];
-	size_t len;
-	char *text;
-
-	if (path != NULL && a->conf_path != NULL) {
-		warnx("-c and --config given both");
-		usage_command();
-	}
-	if (path == NULL)
-		path = a->conf_path != NULL ? a->conf_path : GANNETCTL_CONF_DEFAULT;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		err(EXIT_FAIL, "calloc");
-	text = conf_read_file(path, &len, msg, sizeof(msg));
-	if (text == NULL || conf_parse(path, text, len, c, msg, sizeof(msg)) < 0) {
-		warnx("%s", msg);
-		free(text);
-		free(c);
-		return NULL;
-	}
-	free(text);
-	return c;
-}
-
 /* Lock, finish an interrupted UPDATE, scan, and remove what the policy says, through the same
  * journal as a POP3 QUIT. Runs with the Maildir owner's ids when started as root. */
 static enum expire_outcome expire_locked(const struct conf *c, const char *user, const char *dir,
@@ -179,7 +151,7 @@ int cmd_expire(const struct cmd_args *a)
 		free(e);
 		return EXIT_FAIL;
 	}
-	if ((c = expire_load_conf(a)) == NULL) {
+	if ((c = conf_from_args(a, NULL)) == NULL) {
 		free(e);
 		return EXIT_FAIL;
 	}

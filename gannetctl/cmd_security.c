@@ -31,23 +31,6 @@ static const char *shown(const char *name)
 	return log_sanitize(buf, sizeof(buf), name, strlen(name));
 }
 
-static int load_conf(const char *path, struct conf *c)
-{
-	char msg[1024];
-	size_t len;
-	char *text = conf_read_file(path, &len, msg, sizeof(msg));
-	int r = -1;
-
-	if (text == NULL)
-		warnx("%s (give the directory with --auth-dir and the user file with -f)", msg);
-	else if (conf_parse(path, text, len, c, msg, sizeof(msg)) < 0)
-		warnx("%s", msg);
-	else
-		r = 0;
-	free(text);
-	return r;
-}
-
 /* The store directory: --auth-dir, else the config's auth_dir. The config (-c, or the default
  * one unless both -f and --auth-dir are given) also names the issuer shown in authenticator apps
  * (its hostname; "Gannet" without a config) and auth_user, who must own what root creates. */
@@ -71,7 +54,8 @@ static int sec_setup(const struct cmd_args *a, struct sec_ctx *ctx)
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		err(EXIT_FAIL, "calloc");
-	if (load_conf(path, c) < 0)
+	if (conf_load(path, c, " (give the directory with --auth-dir and the user file with -f)") <
+	    0)
 		goto out;
 	if (dir == NULL)
 		dir = c->auth_dir;
@@ -514,8 +498,8 @@ int security_forget_user(const struct cmd_args *a, const char *user)
 	memset(&ctx, 0, sizeof(ctx));
 	if (sec_setup(a, &ctx) < 0)
 		return -1;
-	if (apppw_revoke_user(ctx.dir, user, &error) < 0 || totpstore_del(ctx.dir, user, &error) < 0 ||
-	    apop_del(ctx.dir, user, &error) < 0) {
+	if (apppw_revoke_user(ctx.dir, user, &error) < 0 ||
+	    totpstore_del(ctx.dir, user, &error) < 0 || apop_del(ctx.dir, user, &error) < 0) {
 		warnx("%s: %s", ctx.dir, error);
 		ret = -1;
 	}

@@ -211,35 +211,6 @@ out:
 	return rc;
 }
 
-/* The parsed gannetd configuration: -c before the command, --config after it, or the default. */
-static struct conf *load_conf(const struct cmd_args *a, const char **path_r)
-{
-	const char *path = args_get(a, "--config");
-	struct conf *c;
-	char msg[1024];
-	size_t len;
-	char *text;
-
-	if (path != NULL && a->conf_path != NULL) {
-		warnx("-c and --config given both");
-		usage_command();
-	}
-	if (path == NULL)
-		path = a->conf_path != NULL ? a->conf_path : GANNETCTL_CONF_DEFAULT;
-	*path_r = path;
-	if ((c = calloc(1, sizeof(*c))) == NULL)
-		err(EXIT_FAIL, "calloc");
-	text = conf_read_file(path, &len, msg, sizeof(msg));
-	if (text == NULL || conf_parse(path, text, len, c, msg, sizeof(msg)) < 0) {
-		warnx("%s", msg);
-		free(text);
-		free(c);
-		return NULL;
-	}
-	free(text);
-	return c;
-}
-
 /* USER's Maildir as the auth process resolves it (gannetd/authcheck.c): the userdb line's
  * mail= field, else the configuration's mail_location. 0, or -1 after printing. */
 static int resolve_maildir(const struct conf *c, const char *userdb, const char *user, char *out,
@@ -296,7 +267,7 @@ int cmd_uidl_list(const struct cmd_args *a)
 		warnx("bad user name: %s", error);
 		return EXIT_FAIL;
 	}
-	if ((c = load_conf(a, &conf_path)) == NULL)
+	if ((c = conf_from_args(a, &conf_path)) == NULL)
 		return EXIT_FAIL;
 	source = (enum uidl_source)c->uidl_source;
 	if (want != NULL && uidl_source_parse(want, &source) < 0) {

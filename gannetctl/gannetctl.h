@@ -78,6 +78,16 @@ struct userfile {
  * 1 found, 0 absent, -1 after printing why the file cannot be read. */
 int conf_value(const char *conf, const char *key, char *out, size_t size);
 
+struct conf;
+
+/* Parse the gannetd configuration PATH into C with gannetd's own code. 0, or -1 after a warning
+ * (HINT is added when the file cannot be read, e.g. how to do without it). */
+int conf_load(const char *path, struct conf *c, const char *hint);
+
+/* The configuration named by -c before the command or --config after it (both is a usage error),
+ * else the default; malloc'd, or NULL after a warning. *PATH_R gets the path when not NULL. */
+struct conf *conf_from_args(const struct cmd_args *a, const char **path_r);
+
 /* Find the user file: -f FILE, else the first "userdb = PATH" line of the config file (-c or
  * GANNETCTL_CONF_DEFAULT). 0, or -1 after printing why. */
 int userfile_locate(const struct cmd_args *a, char *out, size_t size);

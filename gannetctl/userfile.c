@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "conf.h"
 #include "gannetctl.h"
 #include "gannet_limits.h"
@@ -20,19 +21,13 @@
 int conf_value(const char *conf, const char *key, char *out, size_t size)
 {
 	struct conf *c = calloc(1, sizeof(*c));
-	char msg[1024];
 	const char *v;
-	size_t len;
-	char *text;
 	int ret = -1;
 
 	if (c == NULL)
 		err(1, "calloc");
-	text = conf_read_file(conf, &len, msg, sizeof(msg));
-	if (text == NULL || conf_parse(conf, text, len, c, msg, sizeof(msg)) < 0) {
-		warnx("%s%s", msg, text == NULL ? " (give the user file with -f)" : "");
+	if (conf_load(conf, c, " (give the user file with -f)") < 0)
 		goto out;
-	}
 	if (strcmp(key, "userdb") == 0)
 		v = c->userdb;
 	else if (strcmp(key, "mail_location") == 0)
@@ -48,9 +43,47 @@ int conf_value(const char *conf, const char *key, char *out, size_t size)
 	memcpy(out, v, strlen(v) + 1);
 	ret = v[0] != '\0';
 out:
-	free(text);
 	free(c);
 	return ret;
+}
+
+int conf_load(const char *path, struct conf *c, const char *hint)
+{
+	char msg[1024];
+	size_t len;
+	char *text = conf_read_file(path, &len, msg, sizeof(msg));
+	int r = -1;
+
+	if (text == NULL)
+		warnx("%s%s", msg, hint);
+	else if (conf_parse(path, text, len, c, msg, sizeof(msg)) < 0)
+		warnx("%s", msg);
+	else
+		r = 0;
+	free(text);
+	return r;
+}
+
+struct conf *conf_from_args(const struct cmd_args *a, const char **path_r)
+{
+	const char *path = args_get(a, "--config");
+	struct conf *c;
+
+	if (path != NULL && a->conf_path != NULL) {
+		warnx("-c and --config given both");
+		usage_command();
+	}
+	if (path == NULL)
+		path = a->conf_path != NULL ? a->conf_path : GANNETCTL_CONF_DEFAULT;
+	if (path_r != NULL)
+		*path_r = path;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		err(EXIT_FAIL, "calloc");
+	if (conf_load(path, c, "") < 0) {
+		free(c);
+		return NULL;
+	}
+	return c;
 }
 
 int userfile_locate(const struct cmd_args *a, char *out, size_t size)
@@ -192,21 +225,6 @@ int userfile_load(struct userfile *uf, const char *path, bool lock)
 	return 0;
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int userfile_replace(struct userfile *uf, const char *data, size_t len)
 {
 	char tmp[sizeof(uf->path) + 16], dir[sizeof(uf->path)];
@@ -227,7 +245,7 @@ int userfile_replace(struct userfile *uf, const char *data, size_t len)
 		warn("%s: fchown", tmp);
 		goto fail;
 	}
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fd_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
 		warn("%s", tmp);
 		goto fail;
 	}

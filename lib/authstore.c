@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "authstore_int.h"
+#include "fdio.h"
 #include "strnum.h"
 #include "userdb.h"
 
@@ -360,21 +361,6 @@ int as_sf_keep(struct sfile *f, const char **error_r)
 	return as_out_add(f, f->line, strlen(f->line), error_r);
 }
 
-static int write_all(int fd, const char *data, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, data, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		data += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Replace the file with the output built so far: .KIND.tmp, fsync, rename, fsync DIR. */
 int as_sf_commit(struct sfile *f, const char **error_r)
 {
@@ -395,7 +381,8 @@ int as_sf_commit(struct sfile *f, const char **error_r)
 		r = fchown(fd, f->st.st_uid, f->st.st_gid);
 	else
 		r = give_to_owner(fd);
-	if (r < 0 || write_all(fd, f->out != NULL ? f->out : "", f->out_len) < 0 || fsync(fd) < 0)
+	if (r < 0 || fd_write_all(fd, f->out != NULL ? f->out : "", f->out_len) < 0 ||
+	    fsync(fd) < 0)
 		goto fail;
 	r = close(fd);
 	fd = -1;

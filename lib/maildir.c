@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "log.h"
 #include "strnum.h"
 
@@ -1018,20 +1019,6 @@ static uint32_t journal_crc(const unsigned char *buf, size_t len)
 	return mindex_crc32c(crc, buf + MAILDIR_JOURNAL_HDR_SIZE, len - MAILDIR_JOURNAL_HDR_SIZE);
 }
 
-static int write_full(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /* Write BUF[0..LEN) as ROOTFD/NAME through TMP: create (O_EXCL after removing a stale one), write,
  * optionally fsync, rename, optionally fsync the root. 0, or -1 with errno and *STEP_R. */
 static int replace_file(int rootfd, const char *tmp, const char *name, const unsigned char *buf,
@@ -1047,7 +1034,7 @@ static int replace_file(int rootfd, const char *tmp, const char *name, const uns
 	if (fd < 0)
 		return -1;
 	*step_r = "write";
-	if (write_full(fd, buf, len) < 0)
+	if (fd_write_all(fd, buf, len) < 0)
 		goto error;
 	*step_r = "fsync";
 	if (durable && fsync(fd) < 0)

@@ -13,7 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fdio.h"
 #include "gannet_limits.h"
+#include "siphash.h"
 #include "uidlsrc.h"
 
 /* Reads and writes go through one buffer of this size: big enough for any entry (36 + 255 + 70
@@ -314,20 +316,6 @@ int mindex_load(int rootfd, uint32_t *source_r, uint32_t *count_r, mindex_entry_
 
 /* ---- writer ---- */
 
-static int write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, void *arg)
 {
 	unsigned char hdr[MINDEX_HDR_SIZE], *buf;
@@ -366,7 +354,7 @@ int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, vo
 		in_name = en.uidl_len <= en.name_len && memcmp(en.name, en.uidl, en.uidl_len) == 0;
 		n = MINDEX_ENT_FIXED + en.name_len + (in_name ? 0 : en.uidl_len);
 		if (used + n > MINDEX_IO_BUF) {
-			if (write_all(fd, buf, used) < 0)
+			if (fd_write_all(fd, buf, used) < 0)
 				goto error;
 			used = 0;
 		}
@@ -385,7 +373,7 @@ int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, vo
 		crc = mindex_crc32c(crc, p, n);
 		used += n;
 	}
-	if (write_all(fd, buf, used) < 0)
+	if (fd_write_all(fd, buf, used) < 0)
 		goto error;
 	free(buf);
 	/* The header goes last, so a file cut short anywhere fails its checksum. */
@@ -460,50 +448,6 @@ error:
 
 /* ---- SipHash-1-3 table ---- */
 
-#define ROTL(x, b) (((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1;                                                                          \
-		v1 = ROTL(v1, 13);                                                                 \
-		v1 ^= v0;                                                                          \
-		v0 = ROTL(v0, 32);                                                                 \
-		v2 += v3;                                                                          \
-		v3 = ROTL(v3, 16);                                                                 \
-		v3 ^= v2;                                                                          \
-		v0 += v3;                                                                          \
-		v3 = ROTL(v3, 21);                                                                 \
-		v3 ^= v0;                                                                          \
-		v2 += v1;                                                                          \
-		v1 = ROTL(v1, 17);                                                                 \
-		v1 ^= v2;                                                                          \
-		v2 = ROTL(v2, 32);                                                                 \
-	} while (0)
-
-static uint64_t siphash13(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-	uint64_t b = (uint64_t)len << 56;
-	size_t full = len - len % 8;
-
-	for (size_t i = 0; i < full; i += 8) {
-		uint64_t m = get_le(in + i, 8);
-		v3 ^= m;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[full + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
-
 static int hash_alloc(struct mindex_hash *h, size_t n)
 {
 	size_t cap = 16;
@@ -571,7 +515,7 @@ int mindex_hash_resize(struct mindex_hash *h, size_t n, mindex_hash_key key, voi
 		if (old.slots[i] == 0)
 			continue;
 		k = key(arg, old.slots[i] - 1, &len);
-		hv = siphash13(h->k0, h->k1, k, len);
+		hv = siphash(h->k0, h->k1, k, len, 1, 3);
 		for (j = (size_t)hv & h->mask; h->slots[j] != 0;)
 			j = (j + 1) & h->mask;
 		h->slots[j] = old.slots[i];
@@ -585,7 +529,7 @@ int mindex_hash_resize(struct mindex_hash *h, size_t n, mindex_hash_key key, voi
 uint32_t *mindex_hash_slot(struct mindex_hash *h, const void *key, size_t len, mindex_hash_eq eq,
                            void *arg)
 {
-	uint64_t hv = siphash13(h->k0, h->k1, key, len);
+	uint64_t hv = siphash(h->k0, h->k1, key, len, 1, 3);
 	uint32_t tag = (uint32_t)(hv >> 32);
 	size_t i = (size_t)hv & h->mask;
 

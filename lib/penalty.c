@@ -9,6 +9,8 @@
 
 #include <openssl/rand.h>
 
+#include "siphash.h"
+
 _Static_assert(PENALTY_IP_KEY_MAX <= USERNAME_MAX + 1, "an address key fits penalty_entry.key");
 
 /* Binary address key: a family byte, then 4 (IPv4) or 8 (IPv6 /64) address bytes. */
@@ -43,65 +45,8 @@ struct penalty {
 
 _Static_assert(USERNAME_MAX <= UINT16_MAX, "keylen is 16 bits");
 
-/* ---- SipHash-2-4 (Aumasson and Bernstein), keyed per process: an attacker who chooses the
- * user names or the /64s cannot aim them at one bucket. ---- */
-
-#define ROTL(x, b) (uint64_t)(((x) << (b)) | ((x) >> (64 - (b))))
-#define SIPROUND                                                                                   \
-	do {                                                                                       \
-		v0 += v1;                                                                          \
-		v1 = ROTL(v1, 13);                                                                 \
-		v1 ^= v0;                                                                          \
-		v0 = ROTL(v0, 32);                                                                 \
-		v2 += v3;                                                                          \
-		v3 = ROTL(v3, 16);                                                                 \
-		v3 ^= v2;                                                                          \
-		v0 += v3;                                                                          \
-		v3 = ROTL(v3, 21);                                                                 \
-		v3 ^= v0;                                                                          \
-		v2 += v1;                                                                          \
-		v1 = ROTL(v1, 17);                                                                 \
-		v1 ^= v2;                                                                          \
-		v2 = ROTL(v2, 32);                                                                 \
-	} while (0)
-
-static uint64_t load_le64(const unsigned char *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 7; i >= 0; i--)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t siphash24(uint64_t k0, uint64_t k1, const unsigned char *in, size_t len)
-{
-	uint64_t v0 = 0x736f6d6570736575ULL ^ k0, v1 = 0x646f72616e646f6dULL ^ k1;
-	uint64_t v2 = 0x6c7967656e657261ULL ^ k0, v3 = 0x7465646279746573ULL ^ k1;
-	uint64_t b = (uint64_t)len << 56;
-	size_t full = len - len % 8;
-
-	for (size_t i = 0; i < full; i += 8) {
-		uint64_t m = load_le64(in + i);
-
-		v3 ^= m;
-		SIPROUND;
-		SIPROUND;
-		v0 ^= m;
-	}
-	for (size_t i = 0; i < len % 8; i++)
-		b |= (uint64_t)in[full + i] << (8 * i);
-	v3 ^= b;
-	SIPROUND;
-	SIPROUND;
-	v0 ^= b;
-	v2 ^= 0xff;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	SIPROUND;
-	return v0 ^ v1 ^ v2 ^ v3;
-}
+/* Buckets are chosen by SipHash-2-4 (siphash.h) under a per-process key: an attacker who chooses
+ * the user names or the /64s cannot aim them at one bucket. */
 
 /* ---- address keys ---- */
 
@@ -197,7 +142,7 @@ static int table_init(struct pen_table *t, size_t max)
 static struct pen_node **table_find(struct penalty *p, struct pen_table *t,
                                     const unsigned char *key, size_t len)
 {
-	struct pen_node **np = &t->buckets[siphash24(p->k0, p->k1, key, len) & t->mask];
+	struct pen_node **np = &t->buckets[siphash(p->k0, p->k1, key, len, 2, 4) & t->mask];
 
 	while (*np != NULL && ((*np)->keylen != len || memcmp((*np)->key, key, len) != 0))
 		np = &(*np)->hnext;
@@ -247,7 +192,7 @@ static size_t table_clear(struct penalty *p, struct pen_table *t)
 	while (n != NULL) {
 		struct pen_node *next = n->newer;
 
-		t->buckets[siphash24(p->k0, p->k1, n->key, n->keylen) & t->mask] = NULL;
+		t->buckets[siphash(p->k0, p->k1, n->key, n->keylen, 2, 4) & t->mask] = NULL;
 		free(n);
 		n = next;
 	}
@@ -364,8 +309,8 @@ struct penalty *penalty_new(const struct penalty_conf *c)
 		errno = EIO;
 		return NULL;
 	}
-	p->k0 = load_le64(key);
-	p->k1 = load_le64(key + 8);
+	memcpy(&p->k0, key, sizeof(p->k0)); /* random bytes: their order does not matter */
+	memcpy(&p->k1, key + 8, sizeof(p->k1));
 	explicit_bzero(key, sizeof(key));
 	penalty_set_conf(p, c);
 	return p;
