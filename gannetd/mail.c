@@ -4,6 +4,7 @@
  * bounded whatever the message size and however slowly the client reads. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 /* Bytes of pipelined input buffered per session before we stop reading the socket. */
 #define MAIL_INPUT_MAX (16 * 1024)
+#define MAIL_HEAP_MMAP_THRESHOLD (32 * 1024 * 1024)
 /* LIST and UIDL listings are generated in slices of this size as the socket drains. */
 #define LISTING_SLICE 4096
 
@@ -890,6 +892,12 @@ static void term_cb(evutil_socket_t sig, short what, void *arg)
 	exit(0);
 }
 
+static void keep_heap(void)
+{
+	mallopt(M_MMAP_THRESHOLD, MAIL_HEAP_MMAP_THRESHOLD);
+	mallopt(M_TRIM_THRESHOLD, 2 * MAIL_HEAP_MMAP_THRESHOLD);
+}
+
 void mail_main(struct child_env *e)
 {
 	struct event *ev;
@@ -897,8 +905,10 @@ void mail_main(struct child_env *e)
 	env = e;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	if (env->conf.isolation == ISOLATION_SHARED)
+	if (env->conf.isolation == ISOLATION_SHARED) {
 		child_drop_privileges(env->conf.mail_user, "mail_user", "");
+		keep_heap();
+	}
 	base = event_base_new();
 	if (base == NULL)
 		fatal("event_base_new");

@@ -4,10 +4,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -24,7 +26,8 @@ _Static_assert(MAILDROP_MESSAGES_MAX < SIZE_MAX / sizeof(struct mindex_rec), "me
 #define LOCK_NAME "gannet.lock"
 
 /* Thread-local: sessions scanned by different threads never overwrite each other's message. */
-static _Thread_local char maildir_errbuf[GANNET_PATH_MAX + 512];
+#define MAILDIR_ERRBUF_SIZE (GANNET_PATH_MAX + 512)
+static _Thread_local char maildir_errbuf[MAILDIR_ERRBUF_SIZE];
 
 static const char *const maildir_subdirs[2] = {"new", "cur"};
 
@@ -131,9 +134,19 @@ struct scan_ctx {
 	struct mindex_hash byname;  /* unique part -> record */
 	struct maildir_readbuf buf; /* for reading files */
 	time_t now;
-	uint32_t idx_source, idx_count;
+	struct mindex_head head; /* of the index read */
+	bool stamps_checked;     /* the index's stamps were compared with the live ones */
+	bool trusted; /* ... and matched: the index lists what new/ and cur/ hold, no readdir */
 	bool changed; /* the index must be rewritten */
 };
+
+/* See maildir_scan_trust_stamps(). */
+static bool trust_stamps = true;
+
+void maildir_scan_trust_stamps(bool on)
+{
+	trust_stamps = on;
+}
 
 static int oom(struct scan_ctx *sc)
 {
@@ -200,27 +213,79 @@ static ssize_t add_record(struct scan_ctx *sc, const char *name, size_t len, boo
 	return (ssize_t)snap->count++;
 }
 
+/* Do new/ and cur/ still carry the stamps the index was written with (decided once, when the
+ * header has been read)? Only an index of the wanted UIDL source counts: another one needs every
+ * UIDL made anew anyway. */
+static bool stamps_match(struct scan_ctx *sc)
+{
+	if (!sc->stamps_checked) {
+		sc->stamps_checked = true;
+		sc->trusted = trust_stamps && sc->head.source == (uint32_t)sc->source &&
+		              mindex_stamp_eq(&sc->head.dirs[MINDEX_DIR_NEW],
+		                              &sc->snap->dirs[MINDEX_DIR_NEW]) &&
+		              mindex_stamp_eq(&sc->head.dirs[MINDEX_DIR_CUR],
+		                              &sc->snap->dirs[MINDEX_DIR_CUR]);
+	}
+	return sc->trusted;
+}
+
+/* Fill record R from index entry E. */
+static int loaded_rec(struct scan_ctx *sc, struct mindex_rec *r, const struct mindex_entry *e)
+{
+	r->flags |= MREC_KNOWN | MREC_TIMES;
+	r->size = e->size;
+	r->mtime = e->mtime;
+	r->first_seen = mindex_time32(e->first_seen);
+	r->first_retrieved = mindex_time32(e->first_retrieved);
+	if (sc->head.source != (uint32_t)sc->source)
+		return 0;
+	r->flags |= MREC_UIDL_IDX;
+	return mindex_rec_set_uidl(&sc->snap->arena, r, e->uidl, e->uidl_len);
+}
+
+/* Fault in the pages of a fresh big allocation with one call: touched one by one they cost a
+ * page fault each (some 2,500 for a 100,000-message snapshot), and in a virtual machine those
+ * faults were most of a warm login. Best effort: kernels before 5.14 lack MADV_POPULATE_WRITE. */
+static void prefault(void *p, size_t len)
+{
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + pg - 1) & ~(pg - 1), b = ((uintptr_t)p + len) & ~(pg - 1);
+
+	if (p != NULL && b > a)
+		(void)madvise((void *)a, b - a, MADV_POPULATE_WRITE);
+}
+
 /* An index entry becomes a record: provisional until the whole file checks out. */
 static int load_cb(void *arg, const struct mindex_entry *e)
 {
 	struct scan_ctx *sc = arg;
 	struct maildir_snapshot *snap = sc->snap;
-	struct mindex_rec *r;
 	uint32_t *slot;
 	ssize_t i;
 
 	/* The header gave the count: size everything once instead of growing it. */
-	if (sc->cap == 0 && sc->idx_count > 0) {
-		size_t n = sc->idx_count + sc->idx_count / 16 + 64;
+	if (sc->cap == 0 && sc->head.count > 0) {
+		size_t n = sc->head.count + sc->head.count / 16 + 64;
 		if (n > MAILDROP_MESSAGES_MAX)
 			n = MAILDROP_MESSAGES_MAX;
 		snap->msgs = malloc(n * sizeof(*snap->msgs));
 		snap->arena.p = malloc(n * ARENA_GUESS);
+		prefault(snap->msgs, n * sizeof(*snap->msgs));
+		prefault(snap->arena.p, n * ARENA_GUESS);
 		if (snap->msgs == NULL || snap->arena.p == NULL ||
-		    mindex_hash_resize(&sc->byname, n, byname_key, snap) < 0)
+		    (!stamps_match(sc) && mindex_hash_resize(&sc->byname, n, byname_key, snap) < 0))
 			return -1;
 		sc->cap = n;
 		snap->arena.cap = n * ARENA_GUESS;
+	}
+	if (stamps_match(sc)) {
+		/* Nothing was added, removed or renamed since the index was written (its entries
+		 * hold distinct unique parts, as every scan that wrote one made sure): the entry
+		 * stands for a file a readdir would list, and no lookup table is needed. */
+		if ((i = add_record(sc, e->name, e->name_len, e->in_new)) < 0)
+			return -1;
+		snap->msgs[i].flags |= MREC_LISTED;
+		return loaded_rec(sc, &snap->msgs[i], e);
 	}
 	if (byname_room(sc) != MAILDIR_OK)
 		return -1;
@@ -231,30 +296,24 @@ static int load_cb(void *arg, const struct mindex_entry *e)
 	if ((i = add_record(sc, e->name, e->name_len, e->in_new)) < 0)
 		return -1;
 	*slot = (uint32_t)i + 1;
-	r = &snap->msgs[i];
-	r->flags |= MREC_KNOWN | MREC_TIMES;
-	r->size = e->size;
-	r->mtime = e->mtime;
-	r->first_seen = mindex_time32(e->first_seen);
-	r->first_retrieved = mindex_time32(e->first_retrieved);
-	if (sc->idx_source != sc->source)
-		return 0;
-	r->flags |= MREC_UIDL_IDX;
-	return mindex_rec_set_uidl(&snap->arena, r, e->uidl, e->uidl_len);
+	return loaded_rec(sc, &snap->msgs[i], e);
 }
 
 static int load_index(struct scan_ctx *sc)
 {
 	struct maildir_snapshot *snap = sc->snap;
 	const char *why = "";
-	int rc = mindex_load(sc->rootfd, &sc->idx_source, &sc->idx_count, load_cb, sc, &why);
+	int rc = mindex_load(sc->rootfd, &sc->head, load_cb, sc, &why);
 
 	if (rc == MINDEX_LOADED) {
-		if (sc->idx_source != sc->source || snap->count != sc->idx_count)
+		if (sc->head.source != (uint32_t)sc->source || snap->count != sc->head.count)
 			sc->changed = true;
+		if (sc->head.count == 0)
+			(void)stamps_match(sc); /* no entry called back */
 		return MAILDIR_OK;
 	}
 	/* Never trusted: forget whatever the entries read so far gave. */
+	sc->trusted = false;
 	snap->count = 0;
 	snap->arena.len = 0;
 	memset(sc->byname.slots, 0, (sc->byname.mask + 1) * sizeof(*sc->byname.slots));
@@ -355,14 +414,24 @@ static int list_one(struct scan_ctx *sc, const char *name, bool in_new)
 	return MAILDIR_OK;
 }
 
-/* One readdir of new/ or cur/, creating it when missing; nothing is stat'ed or opened here. */
-static int list_subdir(struct scan_ctx *sc, int s)
+/* The stamps of new/ and cur/ as of now, kept in the snapshot for the index it writes. */
+static void take_stamps(struct scan_ctx *sc)
+{
+	struct timespec ts;
+	int64_t now_ns;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	for (int s = 0; s < 2; s++)
+		mindex_stamp_dir(sc->rootfd, maildir_subdirs[s], now_ns, &sc->snap->dirs[s]);
+}
+
+/* Open new/ or cur/ into sc->subfd[S], creating it when missing. */
+static int open_subdir(struct scan_ctx *sc, int s)
 {
 	const char *sub = maildir_subdirs[s];
 	const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
-	struct dirent *de;
-	DIR *d;
-	int dfd, e, rc = MAILDIR_OK;
+	int dfd, e;
 
 	dfd = openat(sc->rootfd, sub, flags);
 	if (dfd < 0 && errno == ENOENT) {
@@ -379,7 +448,20 @@ static int list_subdir(struct scan_ctx *sc, int s)
 		            strerror(e));
 	}
 	sc->subfd[s] = dfd;
-	dfd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
+	return MAILDIR_OK;
+}
+
+/* One readdir of new/ or cur/, creating it when missing; nothing is stat'ed or opened here. */
+static int list_subdir(struct scan_ctx *sc, int s)
+{
+	const char *sub = maildir_subdirs[s];
+	struct dirent *de;
+	DIR *d;
+	int dfd, e, rc = open_subdir(sc, s);
+
+	if (rc != MAILDIR_OK)
+		return rc;
+	dfd = fcntl(sc->subfd[s], F_DUPFD_CLOEXEC, 0);
 	d = dfd >= 0 ? fdopendir(dfd) : NULL;
 	if (d == NULL) {
 		e = errno;
@@ -477,6 +559,7 @@ static int examine(struct scan_ctx *sc, struct mindex_rec *r)
 		r->mtime = st.st_mtim.tv_sec;
 		if (!(r->flags & MREC_TIMES))
 			r->first_seen = mindex_time32(sc->now);
+		r->flags |= MREC_KNOWN;
 	}
 	if (fd >= 0)
 		close(fd);
@@ -500,6 +583,87 @@ error:
 	            what, strerror(e));
 }
 
+/* ---- examining many files at once ----
+ *
+ * A first login to a big maildrop (no index) opens and reads every message to size it: 100,000
+ * files, each an open, a read and a close, and on a cold page cache a disk read each. One thread
+ * waits for one read at a time; EXAMINE_THREADS threads keep that many reads in flight and use
+ * every core for the CRLF sizing. Records are dealt out round-robin, so the threads walk the
+ * directory order together. Only sizes, mtimes and flags are written, each record by one thread;
+ * X-UIDL headers (which grow the shared arena) are read by the calling thread alone. */
+#define EXAMINE_THREADS      4
+#define EXAMINE_PARALLEL_MIN 512      /* fewer files than this: threads cost more than they save */
+#define MREC_VANISHED        (1 << 9) /* examine() found the file gone: settled by the caller */
+
+struct examiner {
+	struct scan_ctx sc; /* a copy: its own read buffers and error pointer */
+	pthread_t tid;
+	unsigned k, of; /* records k, k+of, k+2*of ... */
+	int rc;
+	char error[MAILDIR_ERRBUF_SIZE];
+};
+
+static void *examiner_run(void *arg)
+{
+	struct examiner *x = arg;
+	struct maildir_snapshot *snap = x->sc.snap;
+	const char *error = NULL;
+
+	x->sc.error_r = &error;
+	for (size_t i = x->k; i < snap->count && x->rc == MAILDIR_OK; i += x->of) {
+		struct mindex_rec *r = &snap->msgs[i];
+		int rc;
+
+		if ((r->flags & (MREC_GONE | MREC_KNOWN)) ||
+		    (rc = examine(&x->sc, r)) == MAILDIR_OK)
+			continue;
+		if (rc == 1)
+			r->flags |= MREC_VANISHED;
+		else
+			x->rc = rc;
+	}
+	if (x->rc != MAILDIR_OK) /* the message is in this thread's buffer: keep a copy */
+		snprintf(x->error, sizeof(x->error), "%s",
+		         error != NULL ? error : "examine failed");
+	free(x->sc.buf.in);
+	free(x->sc.buf.out);
+	return NULL;
+}
+
+/* Size every unknown file on EXAMINE_THREADS threads; marks vanished files MREC_VANISHED.
+ * MAILDIR_OK, an error, or 1 when threads could not be had (the caller goes on alone). */
+static int examine_parallel(struct scan_ctx *sc)
+{
+	struct examiner x[EXAMINE_THREADS];
+	size_t unknown = 0;
+	unsigned started = 0;
+	int rc = MAILDIR_OK;
+
+	if (sc->source == UIDL_SOURCE_XUIDL)
+		return 1;
+	for (size_t i = 0; i < sc->snap->count && unknown < EXAMINE_PARALLEL_MIN; i++)
+		unknown += !(sc->snap->msgs[i].flags & (MREC_GONE | MREC_KNOWN));
+	if (unknown < EXAMINE_PARALLEL_MIN)
+		return 1;
+	for (unsigned t = 0; t < EXAMINE_THREADS; t++) {
+		x[t] = (struct examiner){.sc = *sc, .k = t, .of = EXAMINE_THREADS};
+		x[t].sc.buf = (struct maildir_readbuf){0};
+		if (pthread_create(&x[t].tid, NULL, examiner_run, &x[t]) != 0)
+			break;
+		started++;
+	}
+	if (started < EXAMINE_THREADS) { /* the started ones cover only part of the records */
+		for (unsigned t = 0; t < started; t++)
+			x[t].rc = MAILDIR_ERR_TEMP; /* stop them early */
+	}
+	for (unsigned t = 0; t < started; t++) {
+		pthread_join(x[t].tid, NULL);
+		if (started == EXAMINE_THREADS && x[t].rc != MAILDIR_OK && rc == MAILDIR_OK)
+			rc = fail(x[t].rc, sc->error_r, "%s", x[t].error);
+	}
+	return started == EXAMINE_THREADS ? rc : 1;
+}
+
 /* Examine every file the index did not vouch for. A new/ file that vanished was most likely moved
  * to cur/ after we listed cur/: look for it there once, so it is in this snapshot, not lost. One
  * renamed within cur/ meanwhile is left to the next scan (the index keeps nothing stale). */
@@ -509,12 +673,16 @@ static int examine_all(struct scan_ctx *sc)
 	struct mindex_view v;
 	uint32_t *lost = NULL;
 	size_t nlost = 0, cap = 0;
-	int rc = MAILDIR_OK;
+	int rc = examine_parallel(sc);
 
+	if (rc == 1)
+		rc = MAILDIR_OK; /* no threads: examine() below does the work */
 	for (uint32_t i = 0; i < snap->count && rc == MAILDIR_OK; i++) {
 		struct mindex_rec *r = &snap->msgs[i];
 
-		if ((r->flags & MREC_GONE) || (rc = examine(sc, r)) != 1)
+		if (r->flags & MREC_VANISHED)
+			r->flags &= (uint16_t)~MREC_VANISHED;
+		else if ((r->flags & MREC_GONE) || (rc = examine(sc, r)) != 1)
 			continue;
 		rc = MAILDIR_OK;
 		r->flags |= MREC_GONE;
@@ -636,7 +804,7 @@ static void save_index(int rootfd, const char *dir, struct maildir_snapshot *sna
 	struct mindex_view v = view_of(snap);
 	const char *why = "";
 
-	snap->dirty = mindex_save_recs(rootfd, snap->source, &v, snap->count, &why) < 0;
+	snap->dirty = mindex_save_recs(rootfd, snap->source, snap->dirs, &v, snap->count, &why) < 0;
 	if (snap->dirty)
 		log_warnx("maildir %s: %s not written, the previous one is kept: %s", dir,
 		          MINDEX_NAME, why);
@@ -685,11 +853,21 @@ int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapsh
 	rc = root_open(dir, &sc.rootfd, error_r);
 	if (rc == MAILDIR_OK && mindex_hash_init(&sc.byname, 0) < 0)
 		rc = oom(&sc);
+	/* The stamps come before the listing: a change made while we list moves them. */
+	if (rc == MAILDIR_OK && trust_stamps)
+		take_stamps(&sc);
 	if (rc == MAILDIR_OK)
 		rc = load_index(&sc);
+	snap->listed = !sc.trusted;
+	/* Listed although the directories have usable stamps: record them for the next login. */
+	if (snap->listed && memcmp(snap->dirs, sc.head.dirs, sizeof(snap->dirs)) != 0 &&
+	    (snap->dirs[0].ino != 0 || snap->dirs[1].ino != 0))
+		sc.changed = true;
 	/* S-140: tmp/ holds deliveries in progress and is never read. */
-	for (int s = 0; s < 2 && rc == MAILDIR_OK; s++)
+	for (int s = 0; s < 2 && rc == MAILDIR_OK && snap->listed; s++)
 		rc = list_subdir(&sc, s);
+	for (int s = 0; s < 2 && rc == MAILDIR_OK && !snap->listed; s++)
+		rc = open_subdir(&sc, s);
 	mindex_hash_free(&sc.byname);
 	drop_unlisted(&sc);
 	if (rc == MAILDIR_OK)
@@ -698,7 +876,9 @@ int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapsh
 	if (rc == MAILDIR_OK)
 		rc = sort_delivery(&sc);
 	v = view_of(snap);
-	if (rc == MAILDIR_OK &&
+	/* Trusted, every UIDL came from an index whose UIDLs were made unique before it was
+	 * written: nothing to assign or check. */
+	if (rc == MAILDIR_OK && !sc.trusted &&
 	    uidl_assign(&v, snap->count, source, sc.rootfd, dir, &sc.changed) < 0)
 		rc = errno == ENOMEM
 		         ? oom(&sc)

@@ -23,9 +23,11 @@ struct maildir_snapshot {
 	uint64_t total_size;
 	/* private to maildir.c: 48 octets a message plus names (see struct mindex_rec) */
 	struct mindex_rec *msgs;
-	struct mindex_arena arena; /* names, and the UIDLs that are not part of a name */
-	uint32_t source;           /* enum uidl_source the UIDLs were made with */
-	bool dirty; /* differs from gannet.index: maildir_snapshot_save() has work to do */
+	struct mindex_arena arena;      /* names, and the UIDLs that are not part of a name */
+	uint32_t source;                /* enum uidl_source the UIDLs were made with */
+	struct mindex_dirstamp dirs[2]; /* new/ and cur/ before the scan, for gannet.index */
+	bool listed; /* public: the scan read new/ and cur/ (false: the index's stamps matched) */
+	bool dirty;  /* differs from gannet.index: maildir_snapshot_save() has work to do */
 };
 
 /* Errors are reported as one of these with a message for the log through ERROR_R: a thread-local
@@ -39,7 +41,9 @@ enum maildir_err {
 };
 
 /* Scan DIR (the Maildir root holding new/ and cur/) with UIDLs from SOURCE. One readdir of new/
- * and one of cur/; files DIR/gannet.index knows (same base name) are neither stat'ed nor opened.
+ * and one of cur/ (none when both directories still carry the stamps of the index, so nothing was
+ * added, removed or renamed since it was written: then the index is the listing, see mindex.h);
+ * files DIR/gannet.index knows (same base name) are neither stat'ed nor opened.
  * Others are regular files only (O_NOFOLLOW, fstat, never blocks on a FIFO), sized from ",W=" in
  * the name or by reading them through the pop3 encoder; names starting with '.' and tmp/ are
  * ignored. A missing DIR is created with new/ cur/ tmp/ (0700), missing new/ or cur/ too; a
@@ -51,6 +55,10 @@ enum maildir_err {
  * MAILDIR_ERR_TEMP. On error SNAP is left empty; on success free it with maildir_snapshot_free. */
 int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapshot *snap,
                  const char **error_r);
+/* Whether maildir_scan may skip the readdirs when new/ and cur/ carry the stamps gannet.index
+ * was written with (see "Directory stamps" in mindex.h); on by default. Turn it off for Maildirs
+ * on shared storage (NFS caches directory attributes; hosts' clocks differ): process-wide. */
+void maildir_scan_trust_stamps(bool on);
 void maildir_snapshot_free(struct maildir_snapshot *snap);
 
 /* Write DIR/gannet.index from SNAP when renames, retrievals or removals changed it (call before

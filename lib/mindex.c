@@ -174,17 +174,33 @@ static int rd_short(int rc, const char *what, uint32_t i, const char **why_r)
 	return MINDEX_REJECTED;
 }
 
-static int read_common(struct rd *r, uint64_t total, uint32_t *source_r, uint32_t *count_r,
-                       mindex_entry_cb cb, void *arg, const char **why_r)
+static void get_stamp(const unsigned char *p, struct mindex_dirstamp *d)
+{
+	d->ino = get_le(p, 8);
+	d->mtime_ns = (int64_t)get_le(p + 8, 8);
+	d->ctime_ns = (int64_t)get_le(p + 16, 8);
+}
+
+static void put_stamp(unsigned char *p, const struct mindex_dirstamp *d)
+{
+	put_le(p, d->ino, 8);
+	put_le(p + 8, (uint64_t)d->mtime_ns, 8);
+	put_le(p + 16, (uint64_t)d->ctime_ns, 8);
+}
+
+static int read_common(struct rd *r, uint64_t total, struct mindex_head *head_r, mindex_entry_cb cb,
+                       void *arg, const char **why_r)
 {
 	unsigned char hdr[MINDEX_HDR_SIZE];
 	uint32_t version, flags, count, crc, want;
+	size_t hsize;
 	int rc;
 
-	rc = rd_need(r, MINDEX_HDR_SIZE);
+	memset(head_r, 0, sizeof(*head_r));
+	rc = rd_need(r, MINDEX_HDR_V1);
 	if (rc <= 0)
 		return rd_short(rc, "header", 0, why_r);
-	memcpy(hdr, r->p, sizeof(hdr));
+	memcpy(hdr, r->p, MINDEX_HDR_V1);
 	if (memcmp(hdr, MINDEX_MAGIC, 8) != 0) {
 		*why_r = why("not a Gannet index (bad magic)");
 		return MINDEX_REJECTED;
@@ -202,19 +218,28 @@ static int read_common(struct rd *r, uint64_t total, uint32_t *source_r, uint32_
 		*why_r = why("unknown flags 0x%x", flags);
 		return MINDEX_REJECTED;
 	}
+	hsize = version == 1 ? MINDEX_HDR_V1 : MINDEX_HDR_SIZE;
 	/* Absurd counts are refused before anything is allocated or called back. */
-	if (count > MAILDROP_MESSAGES_MAX ||
-	    total < MINDEX_HDR_SIZE + (uint64_t)count * MINDEX_ENT_MIN ||
-	    total > MINDEX_HDR_SIZE + (uint64_t)count * MINDEX_ENT_MAX) {
+	if (count > MAILDROP_MESSAGES_MAX || total < hsize + (uint64_t)count * MINDEX_ENT_MIN ||
+	    total > hsize + (uint64_t)count * MINDEX_ENT_MAX) {
 		*why_r =
 		    why("%u entries cannot fill %llu octets", count, (unsigned long long)total);
 		return MINDEX_REJECTED;
 	}
-	*source_r = flags & 0xff;
-	*count_r = count;
-	crc = mindex_crc32c(0, hdr, 20);
-	r->p += MINDEX_HDR_SIZE;
-	r->avail -= MINDEX_HDR_SIZE;
+	rc = rd_need(r, hsize);
+	if (rc <= 0)
+		return rd_short(rc, "header", 0, why_r);
+	memcpy(hdr, r->p, hsize);
+	crc = mindex_crc32c(0, hdr, MINDEX_CRC_GAP);
+	if (hsize > MINDEX_HDR_V1) {
+		crc = mindex_crc32c(crc, hdr + MINDEX_HDR_V1, hsize - MINDEX_HDR_V1);
+		get_stamp(hdr + MINDEX_HDR_V1, &head_r->dirs[MINDEX_DIR_NEW]);
+		get_stamp(hdr + MINDEX_HDR_V1 + 24, &head_r->dirs[MINDEX_DIR_CUR]);
+	}
+	head_r->source = flags & 0xff;
+	head_r->count = count;
+	r->p += hsize;
+	r->avail -= hsize;
 
 	for (uint32_t i = 0; i < count; i++) {
 		struct mindex_entry e;
@@ -273,15 +298,15 @@ static int read_common(struct rd *r, uint64_t total, uint32_t *source_r, uint32_
 	return MINDEX_LOADED;
 }
 
-int mindex_read_mem(const void *buf, size_t len, uint32_t *source_r, uint32_t *count_r,
-                    mindex_entry_cb cb, void *arg, const char **why_r)
+int mindex_read_mem(const void *buf, size_t len, struct mindex_head *head_r, mindex_entry_cb cb,
+                    void *arg, const char **why_r)
 {
 	struct rd r = {.fd = -1, .p = buf, .avail = len};
 
-	return read_common(&r, len, source_r, count_r, cb, arg, why_r);
+	return read_common(&r, len, head_r, cb, arg, why_r);
 }
 
-int mindex_load(int rootfd, uint32_t *source_r, uint32_t *count_r, mindex_entry_cb cb, void *arg,
+int mindex_load(int rootfd, struct mindex_head *head_r, mindex_entry_cb cb, void *arg,
                 const char **why_r)
 {
 	struct rd r = {.fd = -1};
@@ -308,7 +333,7 @@ int mindex_load(int rootfd, uint32_t *source_r, uint32_t *count_r, mindex_entry_
 		return MINDEX_IOERR;
 	}
 	r.p = r.buf;
-	rc = read_common(&r, (uint64_t)st.st_size, source_r, count_r, cb, arg, why_r);
+	rc = read_common(&r, (uint64_t)st.st_size, head_r, cb, arg, why_r);
 	free(r.buf);
 	close(r.fd);
 	return rc;
@@ -316,11 +341,11 @@ int mindex_load(int rootfd, uint32_t *source_r, uint32_t *count_r, mindex_entry_
 
 /* ---- writer ---- */
 
-int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, void *arg)
+int mindex_write_fd(int fd, const struct mindex_head *head, mindex_get_cb get, void *arg)
 {
 	unsigned char hdr[MINDEX_HDR_SIZE], *buf;
-	size_t used = MINDEX_HDR_SIZE;
-	uint32_t crc;
+	size_t used = MINDEX_HDR_SIZE, count = head->count;
+	uint32_t crc, source = head->source;
 	int e;
 
 	if (count > MAILDROP_MESSAGES_MAX || source > 0xff) {
@@ -335,7 +360,10 @@ int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, vo
 	put_le(hdr + 12, source, 4);
 	put_le(hdr + 16, count, 4);
 	put_le(hdr + 20, 0, 4);
-	crc = mindex_crc32c(0, hdr, 20);
+	put_stamp(hdr + MINDEX_HDR_V1, &head->dirs[MINDEX_DIR_NEW]);
+	put_stamp(hdr + MINDEX_HDR_V1 + 24, &head->dirs[MINDEX_DIR_CUR]);
+	crc = mindex_crc32c(0, hdr, MINDEX_CRC_GAP);
+	crc = mindex_crc32c(crc, hdr + MINDEX_HDR_V1, MINDEX_HDR_SIZE - MINDEX_HDR_V1);
 	memcpy(buf, hdr, sizeof(hdr));
 	for (size_t i = 0; i < count; i++) {
 		struct mindex_entry en;
@@ -394,7 +422,7 @@ error:
 	return -1;
 }
 
-int mindex_save(int rootfd, uint32_t source, size_t count, mindex_get_cb get, void *arg,
+int mindex_save(int rootfd, const struct mindex_head *head, mindex_get_cb get, void *arg,
                 const char **why_r)
 {
 	const char *step;
@@ -415,7 +443,7 @@ int mindex_save(int rootfd, uint32_t source, size_t count, mindex_get_cb get, vo
 		return -1;
 	}
 	step = "write";
-	if (mindex_write_fd(fd, source, count, get, arg) < 0)
+	if (mindex_write_fd(fd, head, get, arg) < 0)
 		goto error;
 	step = "fsync";
 	if (fsync(fd) < 0)
@@ -800,13 +828,41 @@ static int save_get(void *arg, size_t i, struct mindex_entry *e)
 	return 0;
 }
 
-int mindex_save_recs(int rootfd, uint32_t source, const struct mindex_view *v, size_t n,
-                     const char **why_r)
+int mindex_save_recs(int rootfd, uint32_t source, const struct mindex_dirstamp dirs[2],
+                     const struct mindex_view *v, size_t n, const char **why_r)
 {
 	struct save_ctx c = {.v = v, .n = n};
-	size_t live = 0;
+	struct mindex_head head = {.source = source};
 
 	for (size_t i = 0; i < n; i++)
-		live += !(v->rec[i].flags & MREC_GONE);
-	return mindex_save(rootfd, source, live, save_get, &c, why_r);
+		head.count += !(v->rec[i].flags & MREC_GONE);
+	if (dirs != NULL)
+		memcpy(head.dirs, dirs, sizeof(head.dirs));
+	return mindex_save(rootfd, &head, save_get, &c, why_r);
+}
+
+/* ---- directory stamps ---- */
+
+bool mindex_stamp_eq(const struct mindex_dirstamp *a, const struct mindex_dirstamp *b)
+{
+	return a->ino != 0 && a->ino == b->ino && a->mtime_ns == b->mtime_ns &&
+	       a->ctime_ns == b->ctime_ns;
+}
+
+void mindex_stamp_dir(int dirfd, const char *sub, int64_t now_ns, struct mindex_dirstamp *out)
+{
+	struct stat st;
+	int64_t m, c;
+
+	memset(out, 0, sizeof(*out));
+	if (fstatat(dirfd, sub, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+		return;
+	m = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	c = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+	/* Too recent (or in the future): a change in the same clock tick could keep these. */
+	if (now_ns - m < MINDEX_STAMP_MARGIN_NS || now_ns - c < MINDEX_STAMP_MARGIN_NS)
+		return;
+	out->ino = (uint64_t)st.st_ino;
+	out->mtime_ns = m;
+	out->ctime_ns = c;
 }

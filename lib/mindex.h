@@ -9,19 +9,23 @@
 
 /* gannet.index lives in the Maildir root (beside new/ cur/ tmp/ and gannet.lock), so no scan of
  * new/ or cur/ ever lists it. It is a cache of what a scan learnt (sizes, UIDLs, times), never
- * trusted over the directory: every scan still reads new/ and cur/, and a file the index does not
- * list, or lists under another base name, is examined afresh.
+ * trusted over the directory: every scan checks new/ and cur/ (a readdir of each, or only their
+ * stamps when neither changed since the index was written, see "Directory stamps" below), and a
+ * file the index does not list, or lists under another base name, is examined afresh.
  *
- * Format, version 1. All integers little-endian, no padding, no alignment.
+ * Format, version 2 (version 1, written by earlier Gannets, is read too: it is the same without
+ * the directory stamps, so its header is 24 octets). All integers little-endian, no padding.
  *
- *   header, 24 octets
+ *   header, 72 octets
  *     0   8  magic "GANNETIX"
- *     8   4  version, 1. A larger version is "from a newer Gannet": ignored, rebuilt.
+ *     8   4  version, 2 (or 1). A larger version is "from a newer Gannet": ignored, rebuilt.
  *    12   4  flags: bits 0..7 the UIDL source (enum uidl_source) the UIDLs were made with;
  *            bits 8..31 zero (a set bit is a feature this reader lacks: ignored, rebuilt)
  *    16   4  entry count, at most MAILDROP_MESSAGES_MAX
  *    20   4  CRC32C (Castagnoli, as iSCSI/ext4: reflected 0x82F63B78, init and final xor
- *            0xFFFFFFFF) of header octets 0..19 followed by every entry octet
+ *            0xFFFFFFFF) of octets 0..19 followed by every octet from 24 to the end
+ *    24  48  directory stamps of new/ then cur/ (version 2 only), each: 8 inode number, 8 mtime
+ *            and 8 ctime in signed nanoseconds. All zero = unknown. See "Directory stamps".
  *   entries, count times, in the order of the snapshot that wrote them (delivery order)
  *     0   8  size: exact POP3 size (CRLF form, before dot-stuffing), at most 2^63-1
  *     8   8  mtime, signed seconds: the delivery time that orders the messages
@@ -41,17 +45,33 @@
  * up to 32 bits and runs at memory speed with SSE4.2, needs no allocation that could fail, and
  * keeps the fuzzed reader free of libcrypto. Everything read is validated field by field anyway.
  *
+ * Directory stamps: what new/ and cur/ looked like (inode, mtime, ctime) just BEFORE the scan that
+ * wrote the index listed them. Adding, removing or renaming an entry changes a directory's mtime
+ * and ctime, so when both directories still carry their stamps nothing was added, removed or
+ * renamed since that listing, and the entries are exactly what a readdir would give: the scan may
+ * skip both readdirs (the one cost a warm login of a big maildrop cannot otherwise avoid). Kernel
+ * timestamps are coarse (a clock tick), so a change in the same tick as the stamp could leave it
+ * unchanged: a stamp is recorded only when the directory was last changed at least
+ * MINDEX_STAMP_MARGIN_NS before the listing began, and is all zero (never matches) otherwise.
+ * Shared storage (NFS clients cache attributes, and hosts' clocks differ) must not trust stamps:
+ * see maildir_scan_trust_stamps().
+ *
  * Written atomically: gannet.index.tmp in the root (never in tmp/ new/ cur/), created with
  * O_EXCL after removing a stale one, written, fsync'd, renamed over gannet.index, then the root
  * fsync'd. A failure at any step (full disk, quota, read-only Maildir) removes the temporary and
  * leaves the previous index as it was. */
-#define MINDEX_NAME      "gannet.index"
-#define MINDEX_TMP_NAME  "gannet.index.tmp"
-#define MINDEX_MAGIC     "GANNETIX"
-#define MINDEX_VERSION   1
-#define MINDEX_HDR_SIZE  24
-#define MINDEX_ENT_FIXED 36
-#define MINDEX_NAME_MAX  255
+#define MINDEX_NAME     "gannet.index"
+#define MINDEX_TMP_NAME "gannet.index.tmp"
+#define MINDEX_MAGIC    "GANNETIX"
+#define MINDEX_VERSION  2
+#define MINDEX_HDR_SIZE 72 /* version 2 */
+#define MINDEX_HDR_V1   24 /* version 1: no directory stamps */
+#define MINDEX_CRC_GAP  20 /* the CRC covers 0..19, then 24..end */
+/* A directory changed less than this before a scan began gets no stamp (see above): two clock
+ * ticks of the coarsest kernel timestamps (10 ms at HZ=100) with a wide margin. */
+#define MINDEX_STAMP_MARGIN_NS (2LL * 1000 * 1000 * 1000)
+#define MINDEX_ENT_FIXED       36
+#define MINDEX_NAME_MAX        255
 
 /* One entry as read or to be written. NAME and UIDL are not NUL-terminated; on reading they
  * point into the reader's buffer and are valid during the callback only. */
@@ -67,6 +87,28 @@ struct mindex_entry {
 	int64_t first_retrieved;
 };
 
+/* One directory as a scan saw it; all zero = unknown (never equal to a live directory). */
+struct mindex_dirstamp {
+	uint64_t ino;
+	int64_t mtime_ns, ctime_ns;
+};
+enum { MINDEX_DIR_NEW = 0, MINDEX_DIR_CUR = 1 };
+
+/* The header's fields. */
+struct mindex_head {
+	uint32_t source; /* enum uidl_source */
+	uint32_t count;
+	struct mindex_dirstamp dirs[2]; /* new/, cur/ */
+};
+
+/* Whether A is a known stamp equal to B. */
+bool mindex_stamp_eq(const struct mindex_dirstamp *a, const struct mindex_dirstamp *b);
+
+/* The stamp of the directory DIRFD/SUB as of now (NOW_NS: CLOCK_REALTIME, nanoseconds), or all
+ * zero when it changed within MINDEX_STAMP_MARGIN_NS of NOW_NS (or later: the clock went back) or
+ * cannot be stat'ed. */
+void mindex_stamp_dir(int dirfd, const char *sub, int64_t now_ns, struct mindex_dirstamp *out);
+
 /* What a read gives. */
 enum mindex_result {
 	MINDEX_LOADED = 1,    /* every entry was valid and the checksum matched */
@@ -80,26 +122,27 @@ enum mindex_result {
  * must treat them as provisional and undo what it did unless the read returns MINDEX_LOADED. */
 typedef int (*mindex_entry_cb)(void *arg, const struct mindex_entry *e);
 
-/* Read ROOTFD/gannet.index (O_NOFOLLOW, non-blocking, regular files only). *SOURCE_R and *COUNT_R
- * get the header's UIDL source and entry count once the header is valid. On anything but LOADED
- * and ABSENT, *WHY_R says what was wrong (thread-local text, valid until the next call). */
-int mindex_load(int rootfd, uint32_t *source_r, uint32_t *count_r, mindex_entry_cb cb, void *arg,
+/* Read ROOTFD/gannet.index (O_NOFOLLOW, non-blocking, regular files only). *HEAD_R gets the
+ * header's fields once the header is valid, before the first callback (zero stamps for version
+ * 1). On anything but LOADED and ABSENT, *WHY_R says what was wrong (thread-local text, valid
+ * until the next call). */
+int mindex_load(int rootfd, struct mindex_head *head_r, mindex_entry_cb cb, void *arg,
                 const char **why_r);
 /* The same reader on an index held in memory (the fuzz target and tests). */
-int mindex_read_mem(const void *buf, size_t len, uint32_t *source_r, uint32_t *count_r,
-                    mindex_entry_cb cb, void *arg, const char **why_r);
+int mindex_read_mem(const void *buf, size_t len, struct mindex_head *head_r, mindex_entry_cb cb,
+                    void *arg, const char **why_r);
 
 /* Called by the writer for entries 0..count-1 in turn; fill *E (NAME and UIDL must stay valid
  * until the next call). Return 0, or -1 to abort the write. */
 typedef int (*mindex_get_cb)(void *arg, size_t i, struct mindex_entry *e);
 
-/* Write a whole index (header and COUNT entries from GET) to FD from its current offset, which
- * must be 0 of a file that can be pwrite()n (the header goes last). 0, or -1 with errno (EINVAL:
- * an entry out of bounds). */
-int mindex_write_fd(int fd, uint32_t source, size_t count, mindex_get_cb get, void *arg);
+/* Write a whole index (HEAD, then HEAD->count entries from GET) to FD from its current offset,
+ * which must be 0 of a file that can be pwrite()n (the header goes last). 0, or -1 with errno
+ * (EINVAL: an entry out of bounds). */
+int mindex_write_fd(int fd, const struct mindex_head *head, mindex_get_cb get, void *arg);
 /* Replace ROOTFD/gannet.index atomically (see above). 0, or -1 with errno and *WHY_R set; the old
  * index is then untouched and no temporary is left behind. */
-int mindex_save(int rootfd, uint32_t source, size_t count, mindex_get_cb get, void *arg,
+int mindex_save(int rootfd, const struct mindex_head *head, mindex_get_cb get, void *arg,
                 const char **why_r);
 
 /* CRC32C of BUF[0..LEN) continuing from CRC (0 to start): hardware when the CPU has it. */
@@ -162,7 +205,7 @@ enum {
 	MREC_IN_NEW = 1 << 0,
 	MREC_INFO = 1 << 1,     /* name = base ":2," INFO letters */
 	MREC_RAW = 1 << 2,      /* name kept whole: its info is not sorted letters */
-	MREC_KNOWN = 1 << 3,    /* size and mtime came from the index */
+	MREC_KNOWN = 1 << 3,    /* size and mtime are known: from the index, or examined */
 	MREC_TIMES = 1 << 4,    /* first_seen and first_retrieved came from the index */
 	MREC_UIDL = 1 << 5,     /* the UIDL is set */
 	MREC_UIDL_IDX = 1 << 6, /* ... and came from the index */
@@ -207,8 +250,9 @@ bool mindex_unique_eq(void *arg, uint32_t v, const void *key, size_t len);
 ssize_t mindex_relocate(int rootfd, const struct mindex_view *v, const uint32_t *which, size_t n,
                         bool both);
 
-/* Save the records of V[0..N) that are not MREC_GONE with mindex_save(). */
-int mindex_save_recs(int rootfd, uint32_t source, const struct mindex_view *v, size_t n,
-                     const char **why_r);
+/* Save the records of V[0..N) that are not MREC_GONE with mindex_save(), with the directory
+ * stamps DIRS (NULL: unknown). */
+int mindex_save_recs(int rootfd, uint32_t source, const struct mindex_dirstamp dirs[2],
+                     const struct mindex_view *v, size_t n, const char **why_r);
 
 #endif

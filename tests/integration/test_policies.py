@@ -153,8 +153,8 @@ def age_index(root, shift):
     with open(path, "rb") as f:
         data = bytearray(f.read())
     assert data[:8] == b"GANNETIX"
-    count = struct.unpack_from("<I", data, 16)[0]
-    off, out = 24, {}
+    version, _, count = struct.unpack_from("<III", data, 8)
+    off, out = (24 if version == 1 else 72), {}  # version 2 adds 48 octets of directory stamps
     for _ in range(count):
         fr = struct.unpack_from("<q", data, off + 24)[0]
         if fr:

@@ -325,6 +325,13 @@ static int give_cb(void *arg, size_t i, struct mindex_entry *e)
 }
 
 /* A small index in memory: three entries, the second with its UIDL stored apart. */
+/* Stamps of new/ and cur/ that the round trip must keep. */
+static const struct mindex_head sample_head = {
+    .source = UIDL_SOURCE_DOVECOT,
+    .count = 3,
+    .dirs = {{12, 1700000000123456789LL, 1700000001000000000LL}, {13, -1, 5}},
+};
+
 static size_t sample(unsigned char *out, size_t cap, struct ents *in)
 {
 	static const struct mindex_entry e[3] = {
@@ -339,7 +346,7 @@ static size_t sample(unsigned char *out, size_t cap, struct ents *in)
 	memset(in, 0, sizeof(*in));
 	memcpy(in->e, e, sizeof(e));
 	assert_true(fd >= 0);
-	assert_int_equal(mindex_write_fd(fd, UIDL_SOURCE_DOVECOT, 3, give_cb, in), 0);
+	assert_int_equal(mindex_write_fd(fd, &sample_head, give_cb, in), 0);
 	n = pread(fd, out, cap, 0);
 	close(fd);
 	assert_true(n > 0 && (size_t)n < cap);
@@ -349,10 +356,10 @@ static size_t sample(unsigned char *out, size_t cap, struct ents *in)
 static void expect(const unsigned char *buf, size_t len, int rc, const char *why_has)
 {
 	struct ents out = {.stop_at = -1};
-	uint32_t src, count;
+	struct mindex_head h;
 	const char *why = "";
 
-	assert_int_equal(mindex_read_mem(buf, len, &src, &count, collect_cb, &out, &why), rc);
+	assert_int_equal(mindex_read_mem(buf, len, &h, collect_cb, &out, &why), rc);
 	if (why_has != NULL && strstr(why, why_has) == NULL)
 		fail_msg("reason \"%s\" lacks \"%s\"", why, why_has);
 }
@@ -366,7 +373,7 @@ static void test_format(void **state)
 		unsigned char val;
 		const char *why;
 	} bad[] = {
-	    {8, 2, "newer"},
+	    {8, 3, "newer"},
 	    {8, 0, "invalid"},
 	    {13, 1, "flags"},
 	    {19, 0xff, "cannot fill"},
@@ -376,16 +383,16 @@ static void test_format(void **state)
 	};
 	unsigned char buf[1024], mut[1100];
 	struct ents in, out = {.stop_at = -1};
-	uint32_t src = 99, count = 0;
+	struct mindex_head h;
 	const char *why = NULL;
 	size_t len = sample(buf, sizeof(buf), &in);
 
 	(void)state;
 	/* UIDLs that are a prefix of the name are not stored twice. */
 	assert_int_equal(len, MINDEX_HDR_SIZE + 3 * MINDEX_ENT_FIXED + 29 + 3 + 41 + 3);
-	assert_int_equal(mindex_read_mem(buf, len, &src, &count, collect_cb, &out, &why),
-	                 MINDEX_LOADED);
-	assert_true(src == UIDL_SOURCE_DOVECOT && count == 3 && out.n == 3);
+	assert_int_equal(mindex_read_mem(buf, len, &h, collect_cb, &out, &why), MINDEX_LOADED);
+	assert_true(h.source == UIDL_SOURCE_DOVECOT && h.count == 3 && out.n == 3);
+	assert_memory_equal(h.dirs, sample_head.dirs, sizeof(h.dirs));
 	for (size_t i = 0; i < 3; i++) {
 		const struct mindex_entry *a = &in.e[i], *b = &out.e[i];
 		assert_true(a->name_len == b->name_len && a->uidl_len == b->uidl_len &&
@@ -396,8 +403,7 @@ static void test_format(void **state)
 		assert_memory_equal(a->uidl, b->uidl, a->uidl_len);
 	}
 	out = (struct ents){.stop_at = 1};
-	assert_int_equal(mindex_read_mem(buf, len, &src, &count, collect_cb, &out, &why),
-	                 MINDEX_ABORTED);
+	assert_int_equal(mindex_read_mem(buf, len, &h, collect_cb, &out, &why), MINDEX_ABORTED);
 	for (size_t cut = 0; cut < len; cut++)
 		expect(buf, cut, MINDEX_REJECTED, NULL);
 	for (size_t bit = 0; bit < len * 8; bit++) {
@@ -432,7 +438,8 @@ static void test_save_no_follow(void **state)
 	write_file(victim, "keep", 4);
 	pathf(p, sizeof(p), "%s/%s", f->md, MINDEX_TMP_NAME);
 	assert_int_equal(symlink(victim, p), 0);
-	assert_int_equal(mindex_save(root, 0, 3, give_cb, &in, &why), 0);
+	assert_int_equal(mindex_save(root, &(struct mindex_head){.count = 3}, give_cb, &in, &why),
+	                 0);
 	close(root);
 	assert_int_equal(lstat(p, &st), -1);
 	assert_int_equal(stat(victim, &st), 0);
@@ -639,7 +646,7 @@ static void test_bad_index_rebuilt(void **state)
 	struct maildir_snapshot s;
 	unsigned char data[4096], mut[4096];
 	char p[512];
-	uint32_t src, count;
+	struct mindex_head h;
 	const char *why = NULL, *log;
 	ssize_t len;
 	int fd;
@@ -681,9 +688,9 @@ static void test_bad_index_rebuilt(void **state)
 		fd = open(p, O_RDONLY | O_NONBLOCK);
 		assert_int_equal(read(fd, mut, sizeof(mut)), len);
 		close(fd);
-		assert_int_equal(mindex_read_mem(mut, (size_t)len, &src, &count, NULL, NULL, &why),
+		assert_int_equal(mindex_read_mem(mut, (size_t)len, &h, NULL, NULL, &why),
 		                 MINDEX_LOADED);
-		assert_int_equal(count, 10);
+		assert_int_equal(h.count, 10);
 	}
 }
 
@@ -1194,6 +1201,155 @@ static void test_memory_100k(void **state)
 	              ms[1]);
 }
 
+/* Directory stamps (mindex.h): a scan skips the readdirs only while new/ and cur/ are unchanged
+ * since the index was written, and every add, remove or rename is still noticed. The directories
+ * must be older than MINDEX_STAMP_MARGIN_NS to get a stamp at all, hence the one wait. */
+static void test_dir_stamps(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	struct timespec wait = {MINDEX_STAMP_MARGIN_NS / 1000000000, 200 * 1000 * 1000};
+	char p[512];
+	ino_t ino;
+
+	add_messages(f, 12);
+	s = scan(f); /* the directories just changed: no stamp */
+	assert_true(s.listed);
+	assert_int_equal(s.dirs[0].ino, 0);
+	assert_int_equal(s.dirs[1].ino, 0);
+	remember(&s);
+	maildir_snapshot_free(&s);
+	nanosleep(&wait, NULL);
+	ino = index_ino(f);
+	s = scan(f); /* old enough now: listed once more, and the stamps recorded */
+	assert_true(s.listed && s.dirs[0].ino != 0 && s.dirs[1].ino != 0);
+	assert_int_equal(same_as_remembered(&s), 0);
+	maildir_snapshot_free(&s);
+	assert_true(index_ino(f) != ino);
+	ino = index_ino(f);
+	s = scan(f); /* unchanged: the index is the listing, and it is not rewritten */
+	assert_false(s.listed);
+	assert_int_equal(same_as_remembered(&s), 0);
+	assert_int_equal(maildir_msg_mtime(&s, 3), 1700000003);
+	maildir_snapshot_free(&s);
+	assert_int_equal(index_ino(f), ino);
+	maildir_scan_trust_stamps(false); /* shared storage: always listed */
+	s = scan(f);
+	maildir_scan_trust_stamps(true);
+	assert_true(s.listed);
+	assert_int_equal(same_as_remembered(&s), 0);
+	maildir_snapshot_free(&s);
+
+	/* A rename in cur/ (flags), a removal from new/, a delivery: each noticed at once. */
+	mv(f, "cur/1700000001.M1P1.host:2,S", "cur/1700000001.M1P1.host:2,FS");
+	s = scan(f);
+	assert_true(s.listed);
+	assert_int_equal(s.count, 12);
+	find(&s, "1700000001.M1P1.host:2,FS");
+	maildir_snapshot_free(&s);
+	pathf(p, sizeof(p), "%s/new/1700000002.M2P1.host", f->md);
+	assert_int_equal(unlink(p), 0);
+	s = scan(f);
+	assert_true(s.listed);
+	assert_int_equal(s.count, 11);
+	maildir_snapshot_free(&s);
+	put(f, "new/1800000000.M99P1.host", "late\n", 1800000000);
+	s = scan(f);
+	assert_true(s.listed);
+	assert_int_equal(s.count, 12);
+	assert_string_equal(uidl(&s, 11), "1800000000.M99P1.host");
+	/* Changed just now: the index written carries no stamp, so the next scan lists too. */
+	assert_int_equal(s.dirs[0].ino, 0);
+	maildir_snapshot_free(&s);
+	s = scan(f);
+	assert_true(s.listed);
+	maildir_snapshot_free(&s);
+}
+
+/* A first scan of a big maildrop sizes its files on several threads (maildir.c, "examining many
+ * files at once"): the sizes, the skipped non-files and an error on one file come out as from
+ * one thread. */
+#define PAR_N 700
+
+static int par_child(const struct fx *f)
+{
+	struct maildir_snapshot s;
+	const char *error = NULL;
+	int rc = maildir_scan(f->md, UIDL_SOURCE_GANNET, &s, &error);
+
+	if (rc != MAILDIR_ERR_PERM || error == NULL || strstr(error, "/cur/p611:2,S") == NULL ||
+	    strstr(error, "Permission denied") == NULL) {
+		fprintf(stderr, "  (child: %d %s)\n", rc, error ? error : "?");
+		return 1;
+	}
+	return 0;
+}
+
+static void test_parallel_examine(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	char rel[64], body[64], p[512];
+	uint64_t total = 0;
+	int rc;
+
+	for (int i = 0; i < PAR_N; i++) {
+		int n = snprintf(body, sizeof(body), "Subject: %d\n\n%.*s", i, i % 40,
+		                 "xxxxxxxx"
+		                 "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+		pathf(rel, sizeof(rel), "%s/p%d%s", i % 2 ? "cur" : "new", i, i % 2 ? ":2,S" : "");
+		put(f, rel, body, 1700000000 + i);
+		/* every LF becomes CRLF, and a body without a final newline gets one */
+		total += (uint64_t)n + 2 + (i % 40 ? 2 : 0);
+	}
+	pathf(p, sizeof(p), "%s/cur/fifo:2,", f->md);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	pathf(p, sizeof(p), "%s/cur/link:2,", f->md);
+	assert_int_equal(symlink("/etc/passwd", p), 0);
+	s = scan(f);
+	assert_int_equal(s.count, PAR_N);
+	assert_int_equal(s.total_size, total);
+	assert_int_equal(maildir_msg_size(&s, find(&s, "p7:2,S")), 19 + 2 + 2);
+	assert_string_equal(uidl(&s, 0), "p0");
+	maildir_snapshot_free(&s);
+	/* No index, one unreadable file among them: the scan fails and names that file. */
+	pathf(p, sizeof(p), "%s/%s", f->md, MINDEX_NAME);
+	assert_int_equal(unlink(p), 0);
+	pathf(p, sizeof(p), "%s/cur/p611:2,S", f->md);
+	assert_int_equal(chmod(p, 0), 0);
+	if ((rc = unprivileged(f, par_child)) == CHILD_SKIP)
+		skip();
+	assert_int_equal(rc, 0);
+}
+
+/* An index written by a Gannet before directory stamps (version 1) still loads, with no
+ * stamps; the next scan that writes one writes version 2. */
+static void test_version1_index(void **state)
+{
+	unsigned char v2[1024], v1[1024];
+	struct ents in, out = {.stop_at = -1};
+	struct mindex_head h;
+	const char *why = NULL;
+	size_t len = sample(v2, sizeof(v2), &in);
+	uint32_t crc;
+
+	(void)state;
+	memcpy(v1, v2, MINDEX_HDR_V1);
+	memcpy(v1 + MINDEX_HDR_V1, v2 + MINDEX_HDR_SIZE, len - MINDEX_HDR_SIZE);
+	len -= MINDEX_HDR_SIZE - MINDEX_HDR_V1;
+	v1[8] = 1;
+	crc = mindex_crc32c(0, v1, MINDEX_CRC_GAP);
+	crc = mindex_crc32c(crc, v1 + MINDEX_HDR_V1, len - MINDEX_HDR_V1);
+	for (int i = 0; i < 4; i++)
+		v1[20 + i] = (unsigned char)(crc >> (8 * i));
+	assert_int_equal(mindex_read_mem(v1, len, &h, collect_cb, &out, &why), MINDEX_LOADED);
+	assert_true(h.source == UIDL_SOURCE_DOVECOT && h.count == 3 && out.n == 3);
+	assert_int_equal(h.dirs[0].ino, 0);
+	assert_int_equal(h.dirs[1].ino, 0);
+	v1[30] ^= 1; /* the checksum covers the entries as in version 2 */
+	assert_int_equal(mindex_read_mem(v1, len, &h, collect_cb, &out, &why), MINDEX_REJECTED);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1217,6 +1373,9 @@ int main(void)
 	    T(test_mark_seen_vanished),
 	    T(test_move_race),
 	    T(test_memory_100k),
+	    T(test_dir_stamps),
+	    T(test_parallel_examine),
+	    cmocka_unit_test(test_version1_index),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
