@@ -30,7 +30,7 @@ WARN = -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wformat=2 -Wstrict-protot
 CFLAGS_ALL = -std=c17 -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 $(OPT) $(WARN) $(SANFLAGS) \
 	     -Ilib $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
-LIBS_ALL = $(PKG_LIBS) -lpasswdqc -lpthread
+LIBS_ALL = $(PKG_LIBS) -lpasswdqc -llockfile -lpthread
 
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 GANNETD_SRCS := $(sort $(wildcard gannetd/*.c))

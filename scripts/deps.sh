@@ -5,9 +5,9 @@ set -eu
 
 what=${1:-test}
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev libargon2-dev libsystemd-dev openssl
-	libgsasl-dev libjwt-dev libjansson-dev liboath-dev libqrencode-dev libpasswdqc-dev"
+	libgsasl-dev libjwt-dev libjansson-dev liboath-dev libqrencode-dev libpasswdqc-dev liblockfile-dev"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 procps
-	gsasl oathtool fail2ban dovecot-pop3d python3-openssl"
+	gsasl oathtool fail2ban dovecot-pop3d python3-openssl liblockfile-bin"
 bench_pkgs="dovecot-pop3d"
 
 case "$what" in
