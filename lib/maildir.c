@@ -733,17 +733,46 @@ static void compact(struct maildir_snapshot *snap)
 	snap->count = out;
 }
 
+/* With uidl_source = dovecot, Dovecot's own message order: its UID, the first 8 hex digits of a
+ * "%08Xu%08Xv" UIDL (Dovecot writes them in lower case). A message without one (not in
+ * dovecot-uidlist, so a GANNET UIDL, never 16 hex digits) sorts after every UID. */
+static uint64_t dovecot_uid(const struct maildir_snapshot *snap, const struct mindex_rec *r)
+{
+	const char *u = snap->arena.p + r->uidl_off;
+	uint64_t uid = 0;
+
+	if (snap->source != UIDL_SOURCE_DOVECOT || !(r->flags & MREC_UIDL) || r->uidl_len != 16)
+		return UINT64_MAX;
+	for (int i = 0; i < 16; i++) {
+		char c = u[i];
+		unsigned d = c >= '0' && c <= '9'   ? (unsigned)(c - '0')
+		             : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+		             : c >= 'A' && c <= 'F' ? (unsigned)(c - 'A' + 10)
+		                                    : 16;
+		if (d == 16)
+			return UINT64_MAX;
+		if (i < 8)
+			uid = uid << 4 | d;
+	}
+	return uid;
+}
+
 /* Delivery order: mtime, then the unique part (unique after deduplication), so that adding a
- * flag never moves a message ("x1:2,S" would sort after "x10"). */
+ * flag never moves a message ("x1:2,S" would sort after "x10"). With uidl_source = dovecot the
+ * Dovecot UID comes first, so both servers number the messages alike (RFC 1939 message numbers
+ * are per session, but clients that compare listings, and people, notice). */
 static int cmp_delivery(const void *pa, const void *pb, void *arg)
 {
 	const struct maildir_snapshot *snap = arg;
 	const struct mindex_rec *a = &snap->msgs[*(const uint32_t *)pa];
 	const struct mindex_rec *b = &snap->msgs[*(const uint32_t *)pb];
+	uint64_t da = dovecot_uid(snap, a), db = dovecot_uid(snap, b);
 	const char *ua, *ub;
 	size_t la, lb;
 	int c;
 
+	if (da != db)
+		return da < db ? -1 : 1;
 	if (a->mtime != b->mtime)
 		return a->mtime < b->mtime ? -1 : 1;
 	la = mindex_rec_unique(&snap->arena, a, &ua);
@@ -775,6 +804,7 @@ static int sort_delivery(struct scan_ctx *sc)
 	p = malloc(n * sizeof(*p));
 	if (p == NULL)
 		return oom(sc);
+	sc->changed = true; /* the index keeps the snapshot's order: the next check is linear */
 	for (size_t i = 0; i < n; i++)
 		p[i] = (uint32_t)i;
 	qsort_r(p, n, sizeof(*p), cmp_delivery, snap);
@@ -884,6 +914,9 @@ int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapsh
 		         ? oom(&sc)
 		         : fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: SHA-256 failed", dir);
 	compact(snap);
+	/* Dovecot UIDs known only now (dovecot-uidlist was read by uidl_assign): order by them. */
+	if (rc == MAILDIR_OK && source == UIDL_SOURCE_DOVECOT && !sc.trusted)
+		rc = sort_delivery(&sc);
 	if (rc == MAILDIR_OK) {
 		for (size_t i = 0; i < snap->count; i++)
 			snap->total_size += snap->msgs[i].size;

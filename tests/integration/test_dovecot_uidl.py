@@ -348,13 +348,12 @@ def test_dovecot_mode_mtime_order_same_messages(env):
     assert _by_uidl(*gn) == _by_uidl(*d)
 
 
-@pytest.mark.xfail(strict=True, reason="gannetd numbers messages by mtime; Dovecot by its UIDs "
-                   "(dovecot-uidlist order). Needs lib/maildir: order by UID in dovecot mode")
 def test_dovecot_mode_mtime_order_same_numbers(env):
-    """Known difference (reported to the lead): with mtimes against Dovecot's UID order the
-    message numbers differ, so the UIDL listings are not byte-identical."""
+    """With mtimes against Dovecot's UID order, uidl_source = dovecot numbers the messages by
+    Dovecot UID as Dovecot does: the UIDL listings are byte-identical."""
     d, gn = _reordered(env)
     assert gn[0] == d[0]
+    assert gn[1] == d[1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1266,6 +1266,39 @@ static void test_dir_stamps(void **state)
 	maildir_snapshot_free(&s);
 }
 
+/* uidl_source = dovecot numbers messages by Dovecot UID, as Dovecot does, whatever the mtimes say;
+ * messages dovecot-uidlist does not know follow in delivery order. The index keeps that order,
+ * so the next scan finds it sorted and does not rewrite the index. */
+static void test_dovecot_uid_order(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_snapshot s;
+	ino_t ino;
+
+	put(f, "cur/a:2,S", "a\n", 300);
+	put(f, "cur/b:2,S", "b\n", 200);
+	put(f, "new/c", "c\n", 100);
+	put(f, "new/z", "z\n", 50); /* unknown to Dovecot: last, although oldest */
+	put_uidlist(f, "3 V1275660208 N4 G0\n1 :a:2,S\n2 :b:2,S\n3 :c\n");
+	s = scan_src(f, UIDL_SOURCE_DOVECOT);
+	assert_int_equal(s.count, 4);
+	assert_string_equal(uidl(&s, 0), "000000014c0907b0");
+	assert_string_equal(uidl(&s, 1), "000000024c0907b0");
+	assert_string_equal(uidl(&s, 2), "000000034c0907b0");
+	assert_string_equal(uidl(&s, 3), "z");
+	maildir_snapshot_free(&s);
+	ino = index_ino(f);
+	s = scan_src(f, UIDL_SOURCE_DOVECOT);
+	assert_string_equal(uidl(&s, 0), "000000014c0907b0");
+	assert_string_equal(uidl(&s, 3), "z");
+	maildir_snapshot_free(&s);
+	assert_int_equal(index_ino(f), ino);
+	s = scan(f); /* the GANNET source keeps delivery order */
+	assert_string_equal(uidl(&s, 0), "z");
+	assert_string_equal(uidl(&s, 3), "a");
+	maildir_snapshot_free(&s);
+}
+
 /* A first scan of a big maildrop sizes its files on several threads (maildir.c, "examining many
  * files at once"): the sizes, the skipped non-files and an error on one file come out as from
  * one thread. */
@@ -1375,6 +1408,7 @@ int main(void)
 	    T(test_memory_100k),
 	    T(test_dir_stamps),
 	    T(test_parallel_examine),
+	    T(test_dovecot_uid_order),
 	    cmocka_unit_test(test_version1_index),
 	};
 
