@@ -21,7 +21,7 @@ OPT = -O2 -g
 endif
 
 PKGS = libevent libevent_openssl openssl libcrypt libargon2 libsystemd libgsasl libjwt jansson \
-       liboath libqrencode
+       liboath libqrencode pam
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 

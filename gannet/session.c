@@ -281,10 +281,21 @@ fail:
 	return -1;
 }
 
+/* RFC 6856: a server that offers UTF8 refuses messages with UTF-8 headers ([UTF8]) until the
+ * client enables UTF-8 mode (C-039). We store messages as they are, so we enable it whenever it
+ * is offered, after STLS (C-016) and before authenticating (the command is AUTHORIZATION-only).
+ * A -ERR is no reason to stop: we go on as a client without it would. */
+static int utf8_mode(struct sess *s)
+{
+	if (!s->capa.utf8)
+		return 0;
+	return sess_cmd(s, "UTF8") < 0 ? -1 : 0;
+}
+
 int sess_login(struct sess *s, const char *secret, size_t secret_len)
 {
 	sess_set_state(s, SESS_AUTH);
-	if (auth_run(s, secret, secret_len) < 0) {
+	if (utf8_mode(s) < 0 || auth_run(s, secret, secret_len) < 0) {
 		sess_set_state(s, SESS_FAILED);
 		return -1;
 	}

@@ -31,14 +31,15 @@ static enum expire_outcome expire_locked(const struct conf *c, const char *user,
 	const char *error = NULL;
 	size_t marked, removed = 0, recovered;
 	bool ignored;
-	int lockfd, rc;
+	struct maildir_lockh lock;
+	int rc;
 
-	lockfd = maildir_lock(dir);
-	if (lockfd == -2) {
+	rc = maildir_lock_mode(dir, (enum maildir_lock_kind)c->maildir_lock, &lock);
+	if (rc == -2) {
 		printf("%s: maildrop in use by a POP3 session, skipped\n", user);
 		return EXPIRE_SKIPPED;
 	}
-	if (lockfd < 0) {
+	if (rc < 0) {
 		warn("%s: cannot lock %s", user, dir);
 		return EXPIRE_FAILED;
 	}
@@ -79,7 +80,7 @@ static enum expire_outcome expire_locked(const struct conf *c, const char *user,
 out:
 	free(del);
 	maildir_snapshot_free(&snap);
-	maildir_unlock(lockfd);
+	maildir_lock_drop(&lock);
 	return rc == MAILDIR_OK ? EXPIRE_DONE : EXPIRE_FAILED;
 }
 
@@ -157,6 +158,7 @@ int cmd_expire(const struct cmd_args *a)
 	}
 	/* The library reports problems through the log: to stderr, warnings and up. */
 	log_init("gannetctl", true, LOG_LEVEL_WARN);
+	maildir_scan_trust_stamps(c->maildir_lock != MAILDIR_LOCK_DOTLOCK); /* as gannetd's mail */
 	userdb = a->user_file != NULL ? a->user_file : c->userdb;
 	if (user != NULL) {
 		int found = userdb_lookup(userdb, user, e, &error);

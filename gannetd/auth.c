@@ -22,6 +22,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "netaddr.h"
+#include "pamworker.h"
 #include "penalty.h"
 #include "userdb.h"
 
@@ -872,6 +873,9 @@ void auth_main(struct child_env *e)
 	env = e;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	/* pam_unix reads /etc/shadow: its workers keep root, this process does not. */
+	if (env->conf.system_users)
+		pamw_start(&env->conf, (size_t)env->conf.auth_threads);
 	child_drop_privileges(env->conf.auth_user, "auth_user", "");
 	authcheck_init(&env->conf);
 	penalty = penalty_new(

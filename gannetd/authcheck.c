@@ -21,6 +21,7 @@
 #include "log.h"
 #include "mechs.h"
 #include "oauth.h"
+#include "pamworker.h"
 #include "pwhash.h"
 #include "scram.h"
 #include "totp.h"
@@ -216,6 +217,63 @@ static bool cache_hit(struct auth_job *j, const char *pw, size_t len)
 	return true;
 }
 
+/* --- system accounts (system_users = yes): getpwnam and PAM in the root PAM workers ------- */
+
+/* system_mail_location for J's account; "mbox:" stays in front, so the mail process knows the
+ * path is an mbox file. 0, or -1 with a static *ERROR_R. */
+static int system_mail_path(struct auth_job *j, const char **error_r)
+{
+	const char *t = conf->system_mail_location;
+	bool mbox = strncmp(t, "mbox:", 5) == 0;
+	char path[GANNET_PATH_MAX];
+	int n;
+
+	if (userdb_mail_path(mbox ? t + 5 : t, &j->entry, path, sizeof(path), error_r) < 0)
+		return -1;
+	n = snprintf(j->maildir, sizeof(j->maildir), "%s%s", mbox ? "mbox:" : "", path);
+	if (n < 0 || (size_t)n >= sizeof(j->maildir)) {
+		*error_r = "system_mail_location too long";
+		return -1;
+	}
+	return 0;
+}
+
+/* A name that is not in the user file may be a system account. There is no stored verifier,
+ * so only the password mechanisms come here (SCRAM and APOP fail as for an unknown user), and
+ * no app passwords, TOTP or cache: PAM is the whole policy. An unknown account, or one outside
+ * first/last_valid_uid, gets the unknown-user answer and cost. */
+static void check_system(struct auth_job *j, const char *pw, size_t len)
+{
+	struct pamw_account acct;
+	const char *why = NULL, *error = NULL;
+
+	switch (pamw_check(j->user, pw, len, j->ip, &acct, &why)) {
+	case PAMW_OK:
+		break;
+	case PAMW_UNKNOWN:
+		pwhash_dummy_verify(pw, len);
+		fail(j, AUTH_FAIL, why);
+		return;
+	case PAMW_FAIL:
+		fail(j, AUTH_FAIL, why);
+		return;
+	default:
+		fail(j, AUTH_TEMPFAIL, why);
+		return;
+	}
+	memset(&j->entry, 0, sizeof(j->entry));
+	snprintf(j->entry.user, sizeof(j->entry.user), "%s", j->user);
+	j->entry.uid = acct.uid;
+	j->entry.gid = acct.gid;
+	snprintf(j->entry.home, sizeof(j->entry.home), "%s", acct.home);
+	if (system_mail_path(j, &error) < 0) {
+		fail(j, AUTH_TEMPFAIL, error);
+		return;
+	}
+	j->result = AUTH_OK;
+	append_method(j, "+pam");
+}
+
 /* The password check behind PASS, PLAIN and LOGIN: app passwords first (a fast salted hash),
  * then the account password, with TOTP when the user turned it on. Sets J's result. */
 static void check_password(struct auth_job *j, const char *pw, size_t len)
@@ -230,6 +288,10 @@ static void check_password(struct auth_job *j, const char *pw, size_t len)
 		return;
 	}
 	if ((r = lookup(j)) <= 0) {
+		if (r == 0 && conf->system_users) {
+			check_system(j, pw, len);
+			return;
+		}
 		pwhash_dummy_verify(pw, len);
 		return;
 	}

@@ -16,6 +16,11 @@
 
 /* A child that has not heard from the master within this time was orphaned at birth. */
 #define HELLO_TIMEOUT_MS 10000
+/* Supplementary groups a system account's mail process gets at most (its own plus
+ * mail_privileged_group); far above real accounts, and a fixed array needs no allocation. */
+#define CHILD_GROUPS_MAX 256
+/* Buffer for getpwnam_r/getgrnam_r: a long gecos or a big group's member list fits. */
+#define CHILD_PWBUF 65536
 
 void child_init(enum proc_kind kind, struct child_env *env)
 {
@@ -74,6 +79,48 @@ void child_init(enum proc_kind kind, struct child_env *env)
 int child_setids(uid_t uid, gid_t gid)
 {
 	if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0)
+		return -1;
+	return 0;
+}
+
+/* The groups of system account USER (uid UID, gid GID) plus mail_privileged_group, into GROUPS
+ * (CHILD_GROUPS_MAX). Returns the count, 0 when USER is not that system account, -1 on error. */
+static int system_groups(const struct conf *conf, const char *user, uid_t uid, gid_t gid,
+                         gid_t *groups)
+{
+	char buf[CHILD_PWBUF];
+	struct passwd pwd, *pw = NULL;
+	struct group grp, *gr = NULL;
+	int n = CHILD_GROUPS_MAX - 1;
+
+	if (getpwnam_r(user, &pwd, buf, sizeof(buf), &pw) != 0)
+		return -1;
+	if (pw == NULL || pw->pw_uid != uid || pw->pw_gid != gid)
+		return 0;
+	if (getgrouplist(user, gid, groups, &n) < 0)
+		return -1;
+	if (conf->mail_privileged_group[0] == '\0')
+		return n;
+	if (getgrnam_r(conf->mail_privileged_group, &grp, buf, sizeof(buf), &gr) != 0 ||
+	    gr == NULL) {
+		errno = ENOENT;
+		return -1;
+	}
+	groups[n++] = gr->gr_gid;
+	return n;
+}
+
+int child_setids_user(const struct conf *conf, const char *user, uid_t uid, gid_t gid)
+{
+	gid_t groups[CHILD_GROUPS_MAX];
+	int n = conf->system_users ? system_groups(conf, user, uid, gid, groups) : 0;
+
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return child_setids(uid, gid);
+	if (setgroups((size_t)n, groups) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
 		return -1;
 	return 0;
 }

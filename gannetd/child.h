@@ -25,6 +25,11 @@ void child_drop_privileges(const char *user, const char *setting, const char *ch
 /* Switch to UID/GID (as root); 0 or -1 with errno. Used per session by per-connection mail. */
 int child_setids(uid_t uid, gid_t gid);
 
+/* Like child_setids, but when system_users is on and USER is the system account with exactly
+ * UID and GID, with its supplementary groups plus mail_privileged_group (for dotlocks in the
+ * mail spool). 0 or -1 with errno. */
+int child_setids_user(const struct conf *conf, const char *user, uid_t uid, gid_t gid);
+
 /* Entry points of the child kinds (never return). */
 void login_main(struct child_env *env) __attribute__((noreturn));
 void auth_main(struct child_env *env) __attribute__((noreturn));

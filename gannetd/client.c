@@ -58,18 +58,17 @@ void client_reply(struct bufferevent *bev, const char *fmt, ...)
 	bufferevent_write(bev, buf, (size_t)n);
 }
 
-void client_reply_dropped(struct bufferevent *bev, enum line_result r)
+void client_reply_dropped(struct bufferevent *bev, enum lang lang, enum line_result r)
 {
-	client_reply(bev, r == LINE_TOO_LONG ? "-ERR Command line too long"
-	                                     : "-ERR Invalid characters in command");
+	lang_reply(bev, lang, r == LINE_TOO_LONG ? TXT_LINE_TOO_LONG : TXT_BAD_CHARS);
 }
 
-bool client_bad_command(struct bufferevent *bev, unsigned *bad, long limit, const char *session,
-                        const char *ip)
+bool client_bad_command(struct bufferevent *bev, enum lang lang, unsigned *bad, long limit,
+                        const char *session, const char *ip)
 {
 	if (++*bad < (unsigned long)limit)
 		return false;
-	client_reply(bev, "-ERR Too many bad commands, closing connection");
+	lang_reply(bev, lang, TXT_TOO_MANY_BAD);
 	log_info("session=%s ip=%s event=too_many_bad_commands", session, ip);
 	return true;
 }

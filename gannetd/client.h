@@ -9,6 +9,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 
+#include "lang.h"
 #include "lineio.h"
 #include "pop3.h"
 
@@ -46,13 +47,13 @@ enum cmd_result {
 	CMD_DETACHED = 4, /* the session object is gone (handed over or freed) */
 };
 
-/* Answer a line the reader dropped (LINE_TOO_LONG or LINE_BAD_BYTE) with its -ERR. */
-void client_reply_dropped(struct bufferevent *bev, enum line_result r);
+/* Answer a line the reader dropped (LINE_TOO_LONG or LINE_BAD_BYTE) with its -ERR in LANG. */
+void client_reply_dropped(struct bufferevent *bev, enum lang lang, enum line_result r);
 
-/* Count one bad command in *BAD. At LIMIT, queue the closing -ERR, log it for SESSION/IP and
- * return true: the caller then closes after flushing. */
-bool client_bad_command(struct bufferevent *bev, unsigned *bad, long limit, const char *session,
-                        const char *ip);
+/* Count one bad command in *BAD. At LIMIT, queue the closing -ERR (in LANG), log it for
+ * SESSION/IP and return true: the caller then closes after flushing. */
+bool client_bad_command(struct bufferevent *bev, enum lang lang, unsigned *bad, long limit,
+                        const char *session, const char *ip);
 
 /* Timeval helper. */
 struct timeval client_tv(long seconds);

@@ -23,12 +23,14 @@
 #include "child.h"
 #include "client.h"
 #include "ipc.h"
+#include "lang.h"
 #include "log.h"
 #include "mechs.h"
 #include "netaddr.h"
 #include "pop3client.h"
 #include "tls.h"
 #include "userdb.h"
+#include "utf8.h"
 
 /* Bytes queued towards one side of a TLS relay before we stop reading the other side. */
 #define RELAY_HIGH_WATER (256 * 1024)
@@ -58,6 +60,8 @@ struct lconn {
 	bool tls;
 	bool stls; /* TLS was started with STLS */
 	bool trusted;
+	bool utf8;      /* RFC 6856 UTF-8 mode (the UTF8 command) */
+	enum lang lang; /* LANG: the language of reply texts */
 	enum lstate state;
 	struct line_reader lr;
 	unsigned bad;
@@ -276,12 +280,12 @@ static void send_challenge(struct lconn *c, const void *data, size_t len)
 static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
-	static const char head[] = "+OK Capability list follows\r\n"
-	                           "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
+	static const char head[] = "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
 	static const char tail[] = "IMPLEMENTATION Gannet\r\n.\r\n";
 
 	if (cmd->argc != 0)
-		return client_reply(c->bev, "-ERR CAPA takes no arguments"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "CAPA"), CMD_ERR;
+	lang_reply(c->bev, c->lang, TXT_CAPA_HEAD);
 	bufferevent_write(c->bev, head, sizeof(head) - 1);
 	if (plaintext_allowed(c))
 		bufferevent_write(c->bev, "USER\r\n", 6);
@@ -302,7 +306,8 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 			bufferevent_write(c->bev, "\r\n", 2);
 		}
 	}
-	if (!c->tls && env->conf.have_tls)
+	/* STLS is refused after UTF8 (S-089), so it is not offered then. */
+	if (!c->tls && env->conf.have_tls && !c->utf8)
 		bufferevent_write(c->bev, "STLS\r\n", 6);
 	/* RFC 2449 §6.5/§6.7, S-041: before login, the most conservative value with USER (a user's
 	 * own value may differ: userdb_policy_*). Under expire_days = never the smallest per-user
@@ -313,26 +318,75 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 	if (env->conf.login_delay > 0)
 		evbuffer_add_printf(bufferevent_get_output(c->bev), "LOGIN-DELAY %ld USER\r\n",
 		                    env->conf.login_delay);
+	bufferevent_write(c->bev, LANG_CAPA_LINES, sizeof(LANG_CAPA_LINES) - 1);
 	bufferevent_write(c->bev, tail, sizeof(tail) - 1);
 	return CMD_OK;
+}
+
+/* RFC 6856 §2.2, S-132 (UTF8 USER is always offered): a name holding non-ASCII bytes must be
+ * UTF-8, is SASLprep'd as a query string and refused when that fails; the prepared form is what
+ * the user file holds (userdb_valid_name insists on it). 0 with C->user set, or -1. */
+static int take_user(struct lconn *c, const char *name, size_t len)
+{
+	const char *error;
+
+	if (utf8_is_ascii(name, len)) {
+		if (len > USERNAME_MAX)
+			return -1;
+		memcpy(c->user, name, len);
+		c->user[len] = '\0';
+	} else if (utf8_saslprep(name, len, false, c->user, sizeof(c->user), &error) < 0) {
+		return -1;
+	}
+	return userdb_valid_name(c->user, strlen(c->user), &error);
+}
+
+/* The same for a PASS argument with non-ASCII bytes (S-132). The password itself goes to auth
+ * as sent: the hashes in the user file are of the bytes the user typed. */
+static bool password_ok(const char *pw, size_t len)
+{
+	char prepped[PASSWORD_MAX + 1];
+	const char *error;
+	bool ok;
+
+	if (utf8_is_ascii(pw, len))
+		return true;
+	ok = utf8_saslprep(pw, len, false, prepped, sizeof(prepped), &error) == 0;
+	explicit_bzero(prepped, sizeof(prepped));
+	return ok;
+}
+
+/* UTF8 (RFC 6856 §2.1, S-128): AUTHORIZATION only (the mail process refuses it), no arguments.
+ * The mode lasts for the session: the handover carries it to the mail process. */
+static int cmd_utf8(void *arg, struct pop3_cmd *cmd)
+{
+	struct lconn *c = arg;
+
+	if (cmd->argc != 0)
+		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "UTF8"), CMD_ERR;
+	c->utf8 = true;
+	lang_reply(c->bev, c->lang, TXT_UTF8_OK);
+	return CMD_OK;
+}
+
+static int cmd_lang(void *arg, struct pop3_cmd *cmd)
+{
+	struct lconn *c = arg;
+
+	return lang_cmd(c->bev, cmd, c->utf8, &c->lang);
 }
 
 static int cmd_user(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
-	const char *error;
 
 	c->have_user = false;
 	if (!plaintext_allowed(c))
-		return client_reply(c->bev, "-ERR [AUTH] Plaintext authentication disallowed on "
-		                            "non-secure connection; use STLS or port 995"),
-		       CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS), CMD_ERR;
 	if (cmd->argc != 1 || cmd->bad_spacing)
-		return client_reply(c->bev, "-ERR Usage: USER name"), CMD_ERR;
-	if (userdb_valid_name(cmd->argv[0], cmd->argl[0], &error) < 0)
-		return client_reply(c->bev, "-ERR Invalid user name"), CMD_ERR;
-	memcpy(c->user, cmd->argv[0], cmd->argl[0]);
-	c->user[cmd->argl[0]] = '\0';
+		return lang_reply(c->bev, c->lang, TXT_USAGE, "USER name"), CMD_ERR;
+	if (take_user(c, cmd->argv[0], cmd->argl[0]) < 0)
+		return lang_reply(c->bev, c->lang, TXT_BAD_USER), CMD_ERR;
 	c->have_user = true;
 	/* The same answer for every valid name, so USER does not reveal who exists (S-025). */
 	client_reply(c->bev, "+OK");
@@ -347,15 +401,15 @@ static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 	/* A PASS always consumes the pending USER, right or wrong (S-027). */
 	c->have_user = false;
 	if (!had_user)
-		return client_reply(c->bev, "-ERR USER first"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_USER_FIRST), CMD_ERR;
 	if (!plaintext_allowed(c))
-		return client_reply(c->bev, "-ERR [AUTH] Plaintext authentication disallowed on "
-		                            "non-secure connection"),
-		       CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF), CMD_ERR;
 	if (cmd->rest == NULL || cmd->rest_len == 0)
-		return client_reply(c->bev, "-ERR Usage: PASS password"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_USAGE, "PASS password"), CMD_ERR;
+	if (!password_ok(cmd->rest, cmd->rest_len))
+		return lang_reply(c->bev, c->lang, TXT_BAD_PASSWORD), CMD_ERR;
 	if (auth_q == NULL) {
-		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication service unavailable");
+		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
 		return CMD_OK;
 	}
 	c->req_id = next_req++;
@@ -379,21 +433,19 @@ static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 static int cmd_apop(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
-	const char *error;
 
 	c->have_user = false;
 	if (c->apop_ts[0] == '\0')
-		return client_reply(c->bev, "-ERR APOP is not offered"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_APOP_OFF), CMD_ERR;
 	if (cmd->argc != 2 || cmd->bad_spacing || cmd->argl[1] != 32)
-		return client_reply(c->bev, "-ERR Usage: APOP name digest"), CMD_ERR;
-	if (userdb_valid_name(cmd->argv[0], cmd->argl[0], &error) < 0)
-		return client_reply(c->bev, "-ERR [AUTH] Authentication failed"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_USAGE, "APOP name digest"), CMD_ERR;
+	/* The APOP name is SASLprep'd like USER's (RFC 6856 §2.2). */
+	if (take_user(c, cmd->argv[0], cmd->argl[0]) < 0)
+		return lang_reply(c->bev, c->lang, TXT_AUTH_FAILED), CMD_ERR;
 	if (auth_q == NULL) {
-		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication service unavailable");
+		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
 		return CMD_OK;
 	}
-	memcpy(c->user, cmd->argv[0], cmd->argl[0]);
-	c->user[cmd->argl[0]] = '\0';
 	c->req_id = next_req++;
 	snprintf(c->mech, sizeof(c->mech), "APOP");
 	ipc_msg_init(&msgbuf, MSG_AUTH_REQ);
@@ -435,7 +487,7 @@ static int cmd_auth(void *arg, struct pop3_cmd *cmd)
 	if (cmd->argc == 0) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 
-		evbuffer_add_printf(out, "+OK Authentication mechanisms follow\r\n");
+		lang_reply(c->bev, c->lang, TXT_AUTH_LIST);
 		for (m = mech_table; m->name != NULL; m++)
 			if (mech_offered(&env->conf, m, plaintext_allowed(c), c->tls,
 			                 c->cb_len > 0))
@@ -444,33 +496,32 @@ static int cmd_auth(void *arg, struct pop3_cmd *cmd)
 		return CMD_OK;
 	}
 	if (cmd->argc > 2 || cmd->bad_spacing || cmd->argl[0] >= sizeof(mech))
-		return client_reply(c->bev, "-ERR Usage: AUTH mechanism [initial-response]"),
+		return lang_reply(c->bev, c->lang, TXT_USAGE, "AUTH mechanism [initial-response]"),
 		       CMD_ERR;
 	memcpy(mech, cmd->argv[0], cmd->argl[0]);
 	mech[cmd->argl[0]] = '\0';
 	m = mech_find(mech); /* case-insensitive (S-092) */
 	if (m == NULL || !mech_configured(&env->conf, m))
-		return client_reply(c->bev, "-ERR Unsupported authentication mechanism"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_MECH_UNSUPPORTED), CMD_ERR;
 	if (!mech_offered(&env->conf, m, plaintext_allowed(c), c->tls, c->cb_len > 0)) {
 		if (m->needs == MECH_NEEDS_PLAINTEXT)
-			client_reply(c->bev, "-ERR [AUTH] Plaintext authentication disallowed on "
-			                     "non-secure connection; use STLS or port 995");
+			lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS);
 		else
-			client_reply(c->bev, "-ERR %s needs TLS", m->name);
+			lang_reply(c->bev, c->lang, TXT_MECH_NEEDS_TLS, m->name);
 		return CMD_ERR;
 	}
 	if (auth_q == NULL) {
-		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication service unavailable");
+		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
 		return CMD_OK;
 	}
 	if ((initial = malloc(AUTH_INPUT_MAX)) == NULL) {
-		client_reply(c->bev, "-ERR [SYS/TEMP] Out of memory");
+		lang_reply(c->bev, c->lang, TXT_NO_MEMORY);
 		return CMD_OK;
 	}
 	if (cmd->argc == 2 &&
 	    b64_decode(cmd->argv[1], cmd->argl[1], initial, AUTH_INPUT_MAX, &initial_len) < 0) {
 		free(initial);
-		return client_reply(c->bev, "-ERR Invalid base64 in the initial response"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_B64_INITIAL), CMD_ERR;
 	}
 	c->req_id = next_req++;
 	c->in_sasl = true;
@@ -501,7 +552,7 @@ static void sasl_line(struct lconn *c, char *line, size_t len)
 	if (len == 1 && line[0] == '*') {
 		sasl_abort(c);
 		set_state(c, LS_AUTH);
-		client_reply(c->bev, "-ERR Authentication cancelled");
+		lang_reply(c->bev, c->lang, TXT_AUTH_CANCELLED);
 		return;
 	}
 	if ((data = malloc(AUTH_INPUT_MAX)) == NULL ||
@@ -509,9 +560,9 @@ static void sasl_line(struct lconn *c, char *line, size_t len)
 		free(data);
 		sasl_abort(c);
 		set_state(c, LS_AUTH);
-		client_reply(c->bev, "-ERR Invalid base64 in the authentication response");
-		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
-		                       c->ip))
+		lang_reply(c->bev, c->lang, TXT_B64_RESPONSE);
+		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
+		                       c->session, c->ip))
 			close_after_flush(c);
 		return;
 	}
@@ -530,8 +581,8 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	struct lconn *c = arg;
 
 	if (cmd->argc != 0)
-		return client_reply(c->bev, "-ERR QUIT takes no arguments"), CMD_ERR;
-	client_reply(c->bev, "+OK Bye");
+		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "QUIT"), CMD_ERR;
+	lang_reply(c->bev, c->lang, TXT_BYE);
 	return CMD_CLOSE;
 }
 
@@ -542,11 +593,14 @@ static int cmd_stls(void *arg, struct pop3_cmd *cmd)
 	struct lconn *c = arg;
 
 	if (c->tls)
-		return client_reply(c->bev, "-ERR TLS is already active"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_TLS_ACTIVE), CMD_ERR;
+	/* RFC 6856 §2.1, S-089: a client must not start TLS after UTF8. */
+	if (c->utf8)
+		return lang_reply(c->bev, c->lang, TXT_STLS_AFTER_UTF8), CMD_ERR;
 	if (!env->conf.have_tls)
-		return client_reply(c->bev, "-ERR TLS is not configured"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_TLS_OFF), CMD_ERR;
 	if (cmd->argc != 0)
-		return client_reply(c->bev, "-ERR STLS takes no arguments"), CMD_ERR;
+		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "STLS"), CMD_ERR;
 	/* Anything pipelined behind STLS would be read as if it came through TLS: the STARTTLS
 	 * command injection attack (CVE-2011-0411 in SMTP). Refuse the whole connection. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
@@ -554,7 +608,7 @@ static int cmd_stls(void *arg, struct pop3_cmd *cmd)
 		return CMD_CLOSE;
 	}
 	c->have_user = false; /* a name sent in the clear is forgotten (S-082) */
-	client_reply(c->bev, "+OK Begin TLS negotiation");
+	lang_reply(c->bev, c->lang, TXT_STLS_GO);
 	set_state(c, LS_STLS);
 	bufferevent_disable(c->bev, EV_READ);
 	return CMD_SUSPEND;
@@ -563,10 +617,10 @@ static int cmd_stls(void *arg, struct pop3_cmd *cmd)
 static const struct cmd_def auth_cmds[] = {
     {"CAPA", cmd_capa, 0},   {"USER", cmd_user, 0},   {"PASS", cmd_pass, 0},
     {"APOP", cmd_apop, 0},   {"AUTH", cmd_auth, 0},   {"QUIT", cmd_quit, 0},
-    {"STLS", cmd_stls, 0},   {"STAT", NULL, CMD_BAD}, {"LIST", NULL, CMD_BAD},
-    {"RETR", NULL, CMD_BAD}, {"DELE", NULL, CMD_BAD}, {"NOOP", NULL, CMD_BAD},
-    {"RSET", NULL, CMD_BAD}, {"TOP", NULL, CMD_BAD},  {"UIDL", NULL, CMD_BAD},
-    {NULL, NULL, 0},
+    {"STLS", cmd_stls, 0},   {"UTF8", cmd_utf8, 0},   {"LANG", cmd_lang, 0},
+    {"STAT", NULL, CMD_BAD}, {"LIST", NULL, CMD_BAD}, {"RETR", NULL, CMD_BAD},
+    {"DELE", NULL, CMD_BAD}, {"NOOP", NULL, CMD_BAD}, {"RSET", NULL, CMD_BAD},
+    {"TOP", NULL, CMD_BAD},  {"UIDL", NULL, CMD_BAD}, {NULL, NULL, 0},
 };
 
 static void handle_line(struct lconn *c, char *line, size_t len)
@@ -579,25 +633,25 @@ static void handle_line(struct lconn *c, char *line, size_t len)
 	 * not fit, and XOAUTH2 clients send it as the initial response anyway. */
 	if (len + 2 > POP3_CMD_MAX && !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
 		explicit_bzero(line, len);
-		client_reply_dropped(c->bev, LINE_TOO_LONG);
-		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
-		                       c->ip))
+		client_reply_dropped(c->bev, c->lang, LINE_TOO_LONG);
+		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
+		                       c->session, c->ip))
 			close_after_flush(c);
 		return;
 	}
 	if (pop3_parse_cmd(line, len, &cmd) < 0 ||
 	    (def = cmd_lookup(auth_cmds, cmd.keyword)) == NULL) {
-		client_reply(c->bev, "-ERR Unknown command");
+		lang_reply(c->bev, c->lang, TXT_UNKNOWN_COMMAND);
 		r = CMD_ERR;
 	} else if (def->flags & CMD_BAD) {
-		client_reply(c->bev, "-ERR Command not valid before login");
+		lang_reply(c->bev, c->lang, TXT_NOT_BEFORE_LOGIN);
 		r = CMD_ERR;
 	} else {
 		r = def->handler(c, &cmd);
 	}
 	explicit_bzero(line, len);
-	if (r == CMD_ERR &&
-	    client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session, c->ip))
+	if (r == CMD_ERR && client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
+	                                       c->session, c->ip))
 		r = CMD_CLOSE;
 	if (r == CMD_CLOSE)
 		close_after_flush(c);
@@ -613,7 +667,7 @@ static void sasl_final_line(struct lconn *c, size_t len)
 	if (len != 0) {
 		explicit_bzero(c->token, sizeof(c->token));
 		set_state(c, LS_AUTH);
-		client_reply(c->bev, "-ERR Authentication cancelled");
+		lang_reply(c->bev, c->lang, TXT_AUTH_CANCELLED);
 		return;
 	}
 	memcpy(token, c->token, sizeof(token));
@@ -658,12 +712,12 @@ static void process_input(struct lconn *c)
 			sasl_abort(c);
 			explicit_bzero(c->token, sizeof(c->token));
 			set_state(c, LS_AUTH);
-			client_reply(c->bev, "-ERR Authentication response too long or malformed");
+			lang_reply(c->bev, c->lang, TXT_AUTH_MALFORMED);
 		} else {
-			client_reply_dropped(c->bev, r);
+			client_reply_dropped(c->bev, c->lang, r);
 		}
-		if (client_bad_command(c->bev, &c->bad, env->conf.max_bad_commands, c->session,
-		                       c->ip)) {
+		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
+		                       c->session, c->ip)) {
 			close_after_flush(c);
 			break;
 		}
@@ -825,7 +879,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	int sv[2], pass_fd;
 
 	if (inlen > sizeof(input)) {
-		client_reply(c->bev, "-ERR Too many pipelined commands during login");
+		lang_reply(c->bev, c->lang, TXT_PIPELINED_LOGIN);
 		close_after_flush(c);
 		return;
 	}
@@ -833,7 +887,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	if (c->tls) {
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
 			log_warn("socketpair");
-			client_reply(c->bev, "-ERR [SYS/TEMP] Internal error");
+			lang_reply(c->bev, c->lang, TXT_INTERNAL_TEMP);
 			close_after_flush(c);
 			return;
 		}
@@ -847,6 +901,8 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	ipc_put_str(&msgbuf, c->session);
 	ipc_put_str(&msgbuf, c->ip);
 	ipc_put_str(&msgbuf, c->tls ? c->tlsdesc : "");
+	ipc_put_u32(&msgbuf, c->utf8);
+	ipc_put_str(&msgbuf, lang_tag(c->lang));
 	ipc_put_data(&msgbuf, input, inlen);
 	ipc_queue_send(master_q, &msgbuf, pass_fd);
 	explicit_bzero(input, sizeof(input));
@@ -920,12 +976,11 @@ static void auth_res(struct ipc_msg *m)
 	}
 	set_state(c, LS_AUTH);
 	if (result == AUTH_TEMPFAIL)
-		client_reply(c->bev, "-ERR [SYS/TEMP] Authentication temporarily unavailable");
+		lang_reply(c->bev, c->lang, TXT_AUTH_TEMPFAIL);
 	else if (result == AUTH_BLOCKED)
-		client_reply(c->bev, "-ERR [SYS/TEMP] Too many failed logins from your address; "
-		                     "try again later");
+		lang_reply(c->bev, c->lang, TXT_AUTH_BLOCKED);
 	else
-		client_reply(c->bev, "-ERR [AUTH] Authentication failed");
+		lang_reply(c->bev, c->lang, TXT_AUTH_FAILED);
 	process_input(c);
 }
 
@@ -970,8 +1025,7 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 				    c->state == LS_SASL_FINAL) {
 					explicit_bzero(c->token, sizeof(c->token));
 					set_state(c, LS_AUTH);
-					client_reply(c->bev, "-ERR [SYS/TEMP] Authentication "
-					                     "temporarily unavailable");
+					lang_reply(c->bev, c->lang, TXT_AUTH_TEMPFAIL);
 					process_input(c);
 				}
 			}

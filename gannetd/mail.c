@@ -18,11 +18,14 @@
 #include "child.h"
 #include "client.h"
 #include "ipc.h"
+#include "lang.h"
 #include "log.h"
 #include "mechs.h"
 #include "maildir.h"
+#include "mbox.h"
 #include "strnum.h"
 #include "userdb.h"
+#include "utf8.h"
 
 /* How long a login waits for a maildrop lock that is about to be released: 20 x 50 ms. */
 #define LOCK_RETRIES  20
@@ -30,6 +33,8 @@
 
 /* Bytes of pipelined input buffered per session before we stop reading the socket. */
 #define MAIL_INPUT_MAX (16 * 1024)
+/* glibc's largest mmap threshold (32 MiB on 64-bit): allocations below it come from the heap,
+ * which keep_heap() stops trimming below twice that. */
 #define MAIL_HEAP_MMAP_THRESHOLD (32 * 1024 * 1024)
 /* LIST and UIDL listings are generated in slices of this size as the socket drains. */
 #define LISTING_SLICE 4096
@@ -45,7 +50,15 @@ struct msess {
 	struct bufferevent *bev;
 	struct line_reader lr;
 	unsigned bad;
-	int lockfd;
+	struct maildir_lockh lock;
+	struct event *touch_ev; /* refreshes a dotlock */
+	/* An mbox session (maildir "mbox:PATH", system accounts) keeps its messages in MSNAP and
+	 * mirrors only count and total_size into SNAP; per-message data goes through msg_size()
+	 * and msg_uidl(), never maildir_* on SNAP. */
+	bool is_mbox;
+	struct mbox_handle *mbox;
+	struct mbox_snapshot msnap;
+	uint64_t retr_off; /* mbox: octets of the message already read */
 	struct maildir_snapshot snap;
 	unsigned char *deleted; /* one byte per message: bitmaps save little at 100 bytes/message */
 	size_t n_deleted;
@@ -67,6 +80,8 @@ struct msess {
 	uint64_t retrieved_bytes;
 	long expire_days; /* RFC 2449 policies in force for this user (userdb_policy_*) */
 	long login_delay;
+	bool utf8;      /* RFC 6856 UTF-8 mode, set before login */
+	enum lang lang; /* LANG: the language of reply texts */
 	struct msess *prev, *next;
 };
 
@@ -88,6 +103,7 @@ static char readbuf[RETR_CHUNK];
 static void process_input(struct msess *s);
 static void pump(struct msess *s);
 static void open_maildrop(evutil_socket_t fd, short what, void *arg);
+static void open_mbox(struct msess *s);
 
 static void exit_check_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -103,6 +119,37 @@ static void maybe_exit(void)
 static void exit_check_cb(evutil_socket_t fd, short what, void *arg)
 {
 	maybe_exit();
+}
+
+/* Per-message data of either store. */
+static uint64_t msg_size(const struct msess *s, size_t i)
+{
+	return s->is_mbox ? mbox_msg_size(&s->msnap, i) : maildir_msg_size(&s->snap, i);
+}
+
+static const char *msg_uidl(const struct msess *s, size_t i, size_t *len_r)
+{
+	return s->is_mbox ? mbox_msg_uidl(&s->msnap, i, len_r)
+	                  : maildir_msg_uidl(&s->snap, i, len_r);
+}
+
+/* The next octets of the message being streamed: read(2) on a Maildir file; an mbox message is
+ * read by offset from the open mailbox. -1 with errno on failure, 0 at its end. */
+static ssize_t retr_read(struct msess *s, void *buf, size_t len)
+{
+	size_t got = 0;
+
+	if (!s->is_mbox)
+		return read(s->retr_fd, buf, len);
+	if (mbox_msg_read(s->mbox, &s->msnap, s->retr_idx, s->retr_off, buf, len, &got) !=
+	    MBOX_OK) {
+		log_warnx("session=%s event=mbox_read_failed error=\"%s\"", s->session,
+		          mbox_last_error());
+		errno = EIO;
+		return -1;
+	}
+	s->retr_off += got;
+	return (ssize_t)got;
 }
 
 static void sess_free(struct msess *s, const char *reason)
@@ -121,21 +168,25 @@ static void sess_free(struct msess *s, const char *reason)
 		         s->snap.count - (strcmp(reason, "quit") == 0 ? s->n_deleted : 0),
 		         s->snap.total_size - (strcmp(reason, "quit") == 0 ? s->deleted_bytes : 0));
 	}
-	if (s->lockfd >= 0) {
+	if (s->lock.fd >= 0) {
 		/* Seen renames and retrieval times for the next login (still under the lock). */
 		if (s->logged_in)
 			maildir_snapshot_save(s->maildir, &s->snap);
-		maildir_unlock(s->lockfd);
+		maildir_lock_drop(&s->lock);
 	}
 	if (s->retr_fd >= 0)
 		close(s->retr_fd);
 	if (s->retry_ev != NULL)
 		event_free(s->retry_ev);
+	if (s->touch_ev != NULL)
+		event_free(s->touch_ev);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->fd >= 0)
 		close(s->fd);
 	maildir_snapshot_free(&s->snap);
+	mbox_snapshot_free(&s->msnap);
+	mbox_close(s->mbox);
 	free(s->deleted);
 	ipc_msg_init(&msgbuf, MSG_CONN_DONE);
 	ipc_put_u64(&msgbuf, s->conn_id);
@@ -181,15 +232,15 @@ static int msg_arg(struct msess *s, const char *arg, size_t len, size_t *idx_r)
 	uint64_t n;
 
 	if (strnum_u64(arg, len, 0, UINT64_MAX, &n) < 0) {
-		client_reply(s->bev, "-ERR Invalid message number");
+		lang_reply(s->bev, s->lang, TXT_BAD_MSGNUM);
 		return CMD_ERR;
 	}
 	if (n == 0 || n > s->snap.count) {
-		client_reply(s->bev, "-ERR No such message");
+		lang_reply(s->bev, s->lang, TXT_NO_SUCH_MSG);
 		return CMD_OK;
 	}
 	if (s->deleted[n - 1]) {
-		client_reply(s->bev, "-ERR Message %" PRIu64 " is deleted", n);
+		lang_reply(s->bev, s->lang, TXT_MSG_DELETED, n);
 		return CMD_OK;
 	}
 	*idx_r = (size_t)(n - 1);
@@ -199,7 +250,7 @@ static int msg_arg(struct msess *s, const char *arg, size_t len, size_t *idx_r)
 static bool args_ok(struct msess *s, struct pop3_cmd *cmd, int min, int max, const char *usage)
 {
 	if (cmd->argc < min || cmd->argc > max || cmd->bad_spacing) {
-		client_reply(s->bev, "-ERR Usage: %s", usage);
+		lang_reply(s->bev, s->lang, TXT_USAGE, usage);
 		return false;
 	}
 	return true;
@@ -227,20 +278,19 @@ static int listing(struct msess *s, struct pop3_cmd *cmd, int kind, const char *
 		if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &i)) >= 0)
 			return r;
 		if (kind == LISTING_LIST) {
-			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1,
-			             maildir_msg_size(&s->snap, i));
+			client_reply(s->bev, "+OK %zu %" PRIu64, i + 1, msg_size(s, i));
 		} else {
 			size_t len;
-			const char *u = maildir_msg_uidl(&s->snap, i, &len);
+			const char *u = msg_uidl(s, i, &len);
 			client_reply(s->bev, "+OK %zu %.*s", i + 1, (int)len, u);
 		}
 		return CMD_OK;
 	}
 	if (kind == LISTING_LIST)
-		client_reply(s->bev, "+OK %zu messages (%" PRIu64 " octets)",
-		             s->snap.count - s->n_deleted, s->snap.total_size - s->deleted_bytes);
+		lang_reply(s->bev, s->lang, TXT_MAILDROP, s->snap.count - s->n_deleted,
+		           s->snap.total_size - s->deleted_bytes);
 	else
-		client_reply(s->bev, "+OK Unique-ID listing follows");
+		lang_reply(s->bev, s->lang, TXT_UIDL_LIST);
 	s->listing = kind;
 	s->listing_pos = 0;
 	s->busy = true;
@@ -258,26 +308,68 @@ static int cmd_uidl(void *arg, struct pop3_cmd *cmd)
 	return listing(arg, cmd, LISTING_UIDL, "UIDL [message]");
 }
 
+/* RFC 6856 §2.1/§5, S-127/S-130: outside UTF-8 mode a message whose header holds 8-bit bytes
+ * (SMTPUTF8 mail) is refused with [UTF8] before any +OK; a body may hold anything (8BITMIME).
+ * The header is read through retr_read, rewound afterwards for the RETR itself; a read error
+ * here shows up again there. refuse_8bit_headers = no sends such messages as stored instead, for
+ * sites whose clients never send UTF8 (raw Latin-1 headers of old mailers count as 8-bit too).
+ * True when refused (FD closed). */
+static bool refuse_utf8(struct msess *s, int fd, size_t idx)
+{
+	struct utf8_hdr_scan h;
+	uint64_t seen = 0;
+	ssize_t r;
+
+	if (s->utf8 || !env->conf.refuse_8bit_headers)
+		return false;
+	s->retr_fd = fd;
+	s->retr_idx = idx;
+	s->retr_off = 0;
+	utf8_hdr_init(&h);
+	while (!h.done && seen < UTF8_HEADER_SCAN_MAX &&
+	       (r = retr_read(s, readbuf, sizeof(readbuf))) > 0) {
+		utf8_hdr_feed(&h, readbuf, (size_t)r);
+		seen += (uint64_t)r;
+	}
+	s->retr_off = 0;
+	s->retr_fd = -1;
+	if (fd >= 0 && lseek(fd, 0, SEEK_SET) < 0) {
+		/* Sending from the wrong offset would corrupt the message: refuse it this time. */
+		log_warn("session=%s event=rewind_failed msg=%zu", s->session, idx + 1);
+		lang_reply(s->bev, s->lang, TXT_MSG_UNREADABLE, idx + 1);
+		close(fd);
+		return true;
+	}
+	if (!h.eight_bit)
+		return false;
+	log_info("session=%s ip=%s event=refused_utf8 user=%s msg=%zu", s->session, s->ip, s->user,
+	         idx + 1);
+	lang_reply(s->bev, s->lang, TXT_MSG_NEEDS_UTF8, idx + 1);
+	if (fd >= 0)
+		close(fd);
+	return true;
+}
+
 static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
 {
-	int fd = maildir_open_msg(s->maildir, &s->snap, idx);
+	int fd = s->is_mbox ? -1 : maildir_open_msg(s->maildir, &s->snap, idx);
 
-	if (fd < 0) {
+	if (fd < 0 && !s->is_mbox) {
 		/* Removed from outside since login (S-142): the session and numbering carry on. */
 		log_warnx("session=%s ip=%s event=message_unreadable user=%s msg=%zu", s->session,
 		          s->ip, s->user, idx + 1);
-		client_reply(s->bev,
-		             errno == ENOENT ? "-ERR [SYS/TEMP] Message %zu was removed "
-		                               "by another program"
-		                             : "-ERR [SYS/TEMP] Message %zu cannot be read",
-		             idx + 1);
+		lang_reply(s->bev, s->lang, errno == ENOENT ? TXT_MSG_REMOVED : TXT_MSG_UNREADABLE,
+		           idx + 1);
 		return CMD_OK;
 	}
+	if (refuse_utf8(s, fd, idx))
+		return CMD_OK;
 	if (top)
-		client_reply(s->bev, "+OK Top of message follows");
+		lang_reply(s->bev, s->lang, TXT_TOP_FOLLOWS);
 	else
-		client_reply(s->bev, "+OK %" PRIu64 " octets", maildir_msg_size(&s->snap, idx));
+		lang_reply(s->bev, s->lang, TXT_RETR_OCTETS, msg_size(s, idx));
 	s->retr_fd = fd;
+	s->retr_off = 0;
 	s->retr_idx = idx;
 	s->retr_is_top = top;
 	pop3_enc_init(&s->enc, true, top ? lines : UINT64_MAX);
@@ -314,7 +406,7 @@ static int cmd_top(void *arg, struct pop3_cmd *cmd)
 	if ((r = msg_arg(s, cmd->argv[0], cmd->argl[0], &idx)) >= 0)
 		return r;
 	if (strnum_u64(cmd->argv[1], cmd->argl[1], 0, UINT64_MAX - 1, &lines) < 0) {
-		client_reply(s->bev, "-ERR Invalid number of lines");
+		lang_reply(s->bev, s->lang, TXT_BAD_LINES);
 		return CMD_ERR;
 	}
 	return start_retr(s, idx, true, lines);
@@ -333,8 +425,8 @@ static int cmd_dele(void *arg, struct pop3_cmd *cmd)
 		return r;
 	s->deleted[idx] = 1;
 	s->n_deleted++;
-	s->deleted_bytes += maildir_msg_size(&s->snap, idx);
-	client_reply(s->bev, "+OK Message %zu deleted", idx + 1);
+	s->deleted_bytes += msg_size(s, idx);
+	lang_reply(s->bev, s->lang, TXT_MSG_DELETED_OK, idx + 1);
 	return CMD_OK;
 }
 
@@ -357,16 +449,14 @@ static int cmd_rset(void *arg, struct pop3_cmd *cmd)
 	memset(s->deleted, 0, s->snap.count);
 	s->n_deleted = 0;
 	s->deleted_bytes = 0;
-	client_reply(s->bev, "+OK %zu messages (%" PRIu64 " octets)", s->snap.count,
-	             s->snap.total_size);
+	lang_reply(s->bev, s->lang, TXT_MAILDROP, s->snap.count, s->snap.total_size);
 	return CMD_OK;
 }
 
 static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 {
 	struct msess *s = arg;
-	static const char head[] = "+OK Capability list follows\r\n"
-	                           "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
+	static const char head[] = "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n"
 	                           "USER\r\n";
 	static const char tail[] = "IMPLEMENTATION Gannet\r\n.\r\n";
 	char line[POP3_RESP_MAX];
@@ -375,6 +465,7 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 
 	if (!args_ok(s, cmd, 0, 0, "CAPA"))
 		return CMD_ERR;
+	lang_reply(s->bev, s->lang, TXT_CAPA_HEAD);
 	bufferevent_write(s->bev, head, sizeof(head) - 1);
 	/* SASL stays listed after login (RFC 5034 §3, S-063), like USER: every capability of
 	 * AUTHORIZATION is listed again (S-040); only STLS drops out. */
@@ -399,6 +490,7 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 	if (env->conf.login_delay > 0)
 		evbuffer_add_printf(bufferevent_get_output(s->bev), "LOGIN-DELAY %ld\r\n",
 		                    s->login_delay);
+	bufferevent_write(s->bev, LANG_CAPA_LINES, sizeof(LANG_CAPA_LINES) - 1);
 	bufferevent_write(s->bev, tail, sizeof(tail) - 1);
 	return CMD_OK;
 }
@@ -416,6 +508,8 @@ static const char *log_name(const struct maildir_snapshot *snap, size_t i, char 
 /* UPDATE (RFC 1939 §6): add what EXPIRE removes, journal it all (crash-safe: the next login
  * finishes an UPDATE a crash cut short, see lib/maildir.h), remove the files, drop the journal,
  * then release the maildrop. */
+static int quit_mbox(struct msess *s);
+
 static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 {
 	struct msess *s = arg;
@@ -425,6 +519,13 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 
 	if (!args_ok(s, cmd, 0, 0, "QUIT"))
 		return CMD_ERR;
+	if (s->is_mbox)
+		return quit_mbox(s);
+	/* A dotlock taken over after a stall (lib/maildir.h): the maildrop may be another's now. */
+	if (maildir_lock_refresh(&s->lock) < 0) {
+		lang_reply(s->bev, s->lang, TXT_LOCK_LOST);
+		return CMD_CLOSE;
+	}
 	asked = s->n_deleted;
 	/* RFC 2449 §6.7, S-043: retrieved (whole RETR, never TOP) long enough ago. */
 	expired = maildir_expire_mark(&s->snap, s->deleted, time(NULL), s->expire_days);
@@ -472,16 +573,23 @@ static int cmd_quit(void *arg, struct pop3_cmd *cmd)
 	/* The index drops the removed messages; written before the lock goes. */
 	maildir_snapshot_save(s->maildir, &s->snap);
 	/* Unlock before answering, so a client that reconnects at once is not told [IN-USE]. */
-	maildir_unlock(s->lockfd);
-	s->lockfd = -1;
+	maildir_lock_drop(&s->lock);
 	if (failed)
-		client_reply(s->bev, "-ERR [%s] %zu deleted messages were not removed",
-		             jr == MAILDIR_ERR_PERM ? "SYS/PERM" : "SYS/TEMP", failed);
+		lang_reply(s->bev, s->lang, TXT_UPDATE_FAILED,
+		           jr == MAILDIR_ERR_PERM ? "SYS/PERM" : "SYS/TEMP", failed);
 	else if (expired > 0)
-		client_reply(s->bev, "+OK Bye, %zu messages deleted, %zu expired", asked, expired);
+		lang_reply(s->bev, s->lang, TXT_BYE_EXPIRED, asked, expired);
 	else
-		client_reply(s->bev, "+OK Bye, %zu messages deleted", s->n_deleted);
+		lang_reply(s->bev, s->lang, TXT_BYE_DELETED, s->n_deleted);
 	return CMD_CLOSE;
+}
+
+/* LANG (RFC 6856 §3) is valid in TRANSACTION too. */
+static int cmd_lang(void *arg, struct pop3_cmd *cmd)
+{
+	struct msess *s = arg;
+
+	return lang_cmd(s->bev, cmd, s->utf8, &s->lang);
 }
 
 static const struct cmd_def trans_cmds[] = {
@@ -490,6 +598,7 @@ static const struct cmd_def trans_cmds[] = {
     {"QUIT", cmd_quit, 0},   {"TOP", cmd_top, 0},     {"UIDL", cmd_uidl, 0},
     {"CAPA", cmd_capa, 0},   {"USER", NULL, CMD_BAD}, {"PASS", NULL, CMD_BAD},
     {"APOP", NULL, CMD_BAD}, {"AUTH", NULL, CMD_BAD}, {"STLS", NULL, CMD_BAD},
+    {"LANG", cmd_lang, 0},   {"UTF8", NULL, CMD_BAD}, /* UTF8: AUTHORIZATION only (S-128) */
     {NULL, NULL, 0},
 };
 
@@ -533,11 +642,10 @@ static void pump(struct msess *s)
 					continue;
 				if (s->listing == LISTING_LIST) {
 					w = snprintf(buf + n, sizeof(buf) - n,
-					             "%zu %" PRIu64 "\r\n", i + 1,
-					             maildir_msg_size(&s->snap, i));
+					             "%zu %" PRIu64 "\r\n", i + 1, msg_size(s, i));
 				} else {
 					size_t len;
-					const char *u = maildir_msg_uidl(&s->snap, i, &len);
+					const char *u = msg_uidl(s, i, &len);
 					w = snprintf(buf + n, sizeof(buf) - n, "%zu %.*s\r\n",
 					             i + 1, (int)len, u);
 				}
@@ -554,7 +662,7 @@ static void pump(struct msess *s)
 			continue;
 		}
 
-		ssize_t r = read(s->retr_fd, readbuf, sizeof(readbuf));
+		ssize_t r = retr_read(s, readbuf, sizeof(readbuf));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -571,17 +679,22 @@ static void pump(struct msess *s)
 			return;
 		}
 		if (r == 0 || pop3_enc_done(&s->enc)) {
-			uint64_t listed = maildir_msg_size(&s->snap, s->retr_idx);
+			uint64_t listed = msg_size(s, s->retr_idx);
 			char name[4 * MAILDIR_NAME_BUF];
 			char end[3 + 3]; /* pop3_enc_finish's CRLF at most, then ".\r\n" */
 			size_t n = pop3_enc_finish(&s->enc, end);
 
 			memcpy(end + n, ".\r\n", 3);
 			evbuffer_add(out, end, n + 3);
-			close(s->retr_fd);
+			if (s->retr_fd >= 0)
+				close(s->retr_fd);
 			s->retr_fd = -1;
 			s->busy = false;
-			if (!s->retr_is_top) {
+			if (!s->retr_is_top && s->is_mbox) {
+				/* mbox keeps no seen flags or retrieval times (no EXPIRE). */
+				s->retrieved++;
+				s->retrieved_bytes += s->enc.size;
+			} else if (!s->retr_is_top) {
 				if (s->enc.size != listed)
 					log_warnx(
 					    "session=%s ip=%s event=size_changed user=%s "
@@ -612,16 +725,16 @@ static void handle_line(struct msess *s, char *line, size_t len)
 
 	if (pop3_parse_cmd(line, len, &cmd) < 0 ||
 	    (def = cmd_lookup(trans_cmds, cmd.keyword)) == NULL) {
-		client_reply(s->bev, "-ERR Unknown command");
+		lang_reply(s->bev, s->lang, TXT_UNKNOWN_COMMAND);
 		r = CMD_ERR;
 	} else if (def->flags & CMD_BAD) {
-		client_reply(s->bev, "-ERR Command not valid in this state");
+		lang_reply(s->bev, s->lang, TXT_WRONG_STATE);
 		r = CMD_ERR;
 	} else {
 		r = def->handler(s, &cmd);
 	}
-	if (r == CMD_ERR &&
-	    client_bad_command(s->bev, &s->bad, env->conf.max_bad_commands, s->session, s->ip))
+	if (r == CMD_ERR && client_bad_command(s->bev, s->lang, &s->bad, env->conf.max_bad_commands,
+	                                       s->session, s->ip))
 		r = CMD_CLOSE;
 	if (r == CMD_CLOSE)
 		close_after_flush(s);
@@ -641,9 +754,9 @@ static void process_input(struct msess *s)
 			handle_line(s, line, len);
 			continue;
 		}
-		client_reply_dropped(s->bev, r);
-		if (client_bad_command(s->bev, &s->bad, env->conf.max_bad_commands, s->session,
-		                       s->ip)) {
+		client_reply_dropped(s->bev, s->lang, r);
+		if (client_bad_command(s->bev, s->lang, &s->bad, env->conf.max_bad_commands,
+		                       s->session, s->ip)) {
 			close_after_flush(s);
 			return;
 		}
@@ -693,11 +806,43 @@ static void event_cb(struct bufferevent *bev, short what, void *arg)
 	sess_free(s, (what & BEV_EVENT_EOF) ? "client_closed" : "connection_error");
 }
 
+/* A dotlock is a file that outlives its holder: refresh it while the session lasts, and end the
+ * session (without UPDATE) if it was taken over as stale meanwhile (lib/maildir.h). */
+static void lock_touch_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct msess *s = arg;
+
+	if (maildir_lock_refresh(&s->lock) == 0 || s->closing)
+		return;
+	log_warnx("session=%s ip=%s event=lock_lost user=%s", s->session, s->ip, s->user);
+	sess_free(s, "lock_lost");
+}
+
+static void lock_touch_start(struct msess *s)
+{
+	struct timeval tv = {MAILDIR_DOTLOCK_TOUCH_SEC, 0};
+
+	if (s->lock.kind != MAILDIR_LOCK_DOTLOCK)
+		return;
+	s->touch_ev = event_new(base, -1, EV_PERSIST, lock_touch_cb, s);
+	if (s->touch_ev == NULL || event_add(s->touch_ev, &tv) < 0)
+		log_warnx("session=%s ip=%s event=lock_refresh_off user=%s", s->session, s->ip,
+		          s->user);
+}
+
+/* At any exit (SIGTERM, the master gone): the kernel drops a flock, but not a dotlock file. */
+static void drop_all_locks(void)
+{
+	for (struct msess *s = sessions; s != NULL; s = s->next)
+		maildir_lock_drop(&s->lock);
+}
+
 /* A session arrives from the master: lock, snapshot, answer the PASS, then serve. */
 static void new_session(struct ipc_msg *m)
 {
 	struct msess *s = calloc(1, sizeof(*s));
-	uint32_t uid, gid, expire_w, delay_w;
+	uint32_t uid, gid, expire_w, delay_w, utf8_w;
+	char lang[LANG_TAG_MAX + 1];
 	bool has_expire, has_delay;
 	long expire, delay;
 	const void *input;
@@ -707,7 +852,7 @@ static void new_session(struct ipc_msg *m)
 		fatal("calloc");
 	s->fd = m->fd;
 	m->fd = -1;
-	s->lockfd = -1;
+	s->lock.fd = -1;
 	s->retr_fd = -1;
 	if (ipc_get_u64(m, &s->conn_id) < 0 || ipc_get_str(m, s->session, sizeof(s->session)) < 0 ||
 	    ipc_get_str(m, s->ip, sizeof(s->ip)) < 0 ||
@@ -715,8 +860,10 @@ static void new_session(struct ipc_msg *m)
 	    ipc_get_str(m, s->user, sizeof(s->user)) < 0 || ipc_get_u32(m, &uid) < 0 ||
 	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, s->maildir, sizeof(s->maildir)) < 0 ||
 	    ipc_get_u32(m, &expire_w) < 0 || ipc_get_u32(m, &delay_w) < 0 ||
+	    ipc_get_u32(m, &utf8_w) < 0 || ipc_get_str(m, lang, sizeof(lang)) < 0 ||
+	    lang_from_tag(lang) < 0 || (lang_needs_utf8(lang_from_tag(lang)) && !utf8_w) ||
 	    ipc_get_data(m, &input, &inlen) < 0 || ipc_end(m) < 0 || s->fd < 0 ||
-	    s->maildir[0] != '/' ||
+	    (s->maildir[0] != '/' && strncmp(s->maildir, "mbox:/", 6) != 0) ||
 	    policy_from_wire(expire_w, USERDB_EXPIRE_DAYS_MAX, true, &has_expire, &expire) < 0 ||
 	    policy_from_wire(delay_w, USERDB_LOGIN_DELAY_MAX, false, &has_delay, &delay) < 0) {
 		log_warnx("event=bad_message from=master type=session");
@@ -725,6 +872,9 @@ static void new_session(struct ipc_msg *m)
 		free(s);
 		return;
 	}
+	s->is_mbox = strncmp(s->maildir, "mbox:", 5) == 0;
+	s->utf8 = utf8_w != 0;
+	s->lang = (enum lang)lang_from_tag(lang);
 	s->expire_days = userdb_policy_expire(env->conf.expire_days, has_expire, expire);
 	s->login_delay = userdb_policy_login_delay(env->conf.login_delay, has_delay, delay);
 	s->next = sessions;
@@ -758,10 +908,11 @@ static void new_session(struct ipc_msg *m)
 			uid = pw->pw_uid;
 			gid = pw->pw_gid;
 		}
-		if (uid != (uint32_t)-1 && child_setids(uid, gid == (uint32_t)-1 ? uid : gid) < 0) {
+		if (uid != (uint32_t)-1 && child_setids_user(&env->conf, s->user, uid,
+		                                             gid == (uint32_t)-1 ? uid : gid) < 0) {
 			log_warn("session=%s ip=%s event=setuid_failed user=%s", s->session, s->ip,
 			         s->user);
-			client_reply(s->bev, "-ERR [SYS/PERM] Internal error");
+			lang_reply(s->bev, s->lang, TXT_INTERNAL_PERM);
 			close_after_flush(s);
 			return;
 		}
@@ -777,10 +928,15 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 {
 	struct msess *s = arg;
 	const char *error = NULL;
-	int r;
+	int r, lr;
 
-	s->lockfd = maildir_lock(s->maildir);
-	if (s->lockfd == -2 && s->lock_tries++ < LOCK_RETRIES) {
+	if (s->is_mbox) {
+		open_mbox(s);
+		return;
+	}
+	lr =
+	    maildir_lock_mode(s->maildir, (enum maildir_lock_kind)env->conf.maildir_lock, &s->lock);
+	if (lr == -2 && s->lock_tries++ < LOCK_RETRIES) {
 		struct timeval tv = {0, LOCK_RETRY_MS * 1000};
 
 		if (s->retry_ev == NULL)
@@ -788,16 +944,16 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		if (s->retry_ev != NULL && evtimer_add(s->retry_ev, &tv) == 0)
 			return;
 	}
-	if (s->lockfd == -2) {
+	if (lr == -2) {
 		log_info("session=%s ip=%s event=login_failed user=%s reason=in_use", s->session,
 		         s->ip, s->user);
-		client_reply(s->bev, "-ERR [IN-USE] Mailbox is in use by another POP3 session");
+		lang_reply(s->bev, s->lang, TXT_IN_USE);
 		close_after_flush(s);
 		return;
 	}
 	/* RFC 2449 §6.5, S-036/S-037: refused only now, after the password was found correct, and
 	 * before anything changes (no recovery, no scan, no new login time). */
-	if (s->lockfd >= 0 && s->login_delay > 0) {
+	if (lr == 0 && s->login_delay > 0) {
 		long wait =
 		    maildir_login_wait(maildir_last_login(s->maildir), time(NULL), s->login_delay);
 
@@ -805,16 +961,13 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 			log_info("session=%s ip=%s event=login_refused user=%s reason=login_delay "
 			         "wait=%ld",
 			         s->session, s->ip, s->user, wait);
-			client_reply(s->bev,
-			             "-ERR [LOGIN-DELAY] Logins are %ld seconds apart; try "
-			             "again in %ld seconds",
-			             s->login_delay, wait);
+			lang_reply(s->bev, s->lang, TXT_LOGIN_DELAY, s->login_delay, wait);
 			close_after_flush(s);
 			return;
 		}
 	}
 	/* Finish an UPDATE a crash interrupted, before the scan sees its files. */
-	r = s->lockfd < 0 ? MAILDIR_ERR_PERM : MAILDIR_OK;
+	r = lr < 0 ? MAILDIR_ERR_PERM : MAILDIR_OK;
 	if (r == MAILDIR_OK) {
 		size_t removed;
 		bool ignored;
@@ -837,16 +990,14 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 		log_warnx("session=%s ip=%s event=login_failed user=%s reason=maildir "
 		          "maildir=%s error=\"%s\"",
 		          s->session, s->ip, s->user, s->maildir,
-		          error ? error
-		                : (s->lockfd < 0 ? "cannot create lock file" : "out of memory"));
-		client_reply(s->bev, r == MAILDIR_ERR_TEMP
-		                         ? "-ERR [SYS/TEMP] Mailbox temporarily unavailable"
-		                         : "-ERR [SYS/PERM] Mailbox unavailable, contact the "
-		                           "administrator");
+		          error ? error : (lr < 0 ? "cannot create lock file" : "out of memory"));
+		lang_reply(s->bev, s->lang,
+		           r == MAILDIR_ERR_TEMP ? TXT_MAILBOX_TEMP : TXT_MAILBOX_PERM);
 		close_after_flush(s);
 		return;
 	}
 	s->logged_in = true;
+	lock_touch_start(s);
 	if (s->login_delay > 0 && maildir_set_last_login(s->maildir, time(NULL)) < 0)
 		log_warn("session=%s ip=%s event=login_time_not_saved user=%s", s->session, s->ip,
 		         s->user);
@@ -854,8 +1005,87 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 	         "bytes=%" PRIu64,
 	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
 	         s->snap.total_size);
-	client_reply(s->bev, "+OK Logged in, %zu messages (%" PRIu64 " octets)", s->snap.count,
-	             s->snap.total_size);
+	lang_reply(s->bev, s->lang, TXT_LOGGED_IN, s->snap.count, s->snap.total_size);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	process_input(s);
+}
+
+/* --- mbox sessions (system accounts, lib/mbox.h) --------------------------------------------- */
+
+/* UPDATE of an mbox: lib/mbox.c writes the kept messages (and mail that arrived since the scan)
+ * to a temporary file and renames it over the mailbox, so a crash leaves the old file or the new
+ * one, whole. On failure nothing is deleted. */
+static int quit_mbox(struct msess *s)
+{
+	const char *error = NULL;
+	size_t asked = s->n_deleted;
+	int r = asked > 0 ? mbox_update(s->mbox, &s->msnap, s->deleted, &error) : MBOX_OK;
+
+	if (r != MBOX_OK) {
+		log_warnx("session=%s ip=%s event=update_failed user=%s error=\"%s\"", s->session,
+		          s->ip, s->user, error);
+		s->n_deleted = 0;
+		s->deleted_bytes = 0;
+	}
+	s->quit = true;
+	/* Unlock before answering, so a client that reconnects at once is not told [IN-USE]. */
+	mbox_close(s->mbox);
+	s->mbox = NULL;
+	if (r != MBOX_OK)
+		lang_reply(s->bev, s->lang, TXT_UPDATE_FAILED,
+		           r == MBOX_ERR_PERM ? "SYS/PERM" : "SYS/TEMP", asked);
+	else
+		lang_reply(s->bev, s->lang, TXT_BYE_DELETED, asked);
+	return CMD_CLOSE;
+}
+
+/* Lock and scan an mbox, with the answers a Maildir login gets. EXPIRE and LOGIN-DELAY need
+ * state an mbox has no place for: they do not apply (CAPA says EXPIRE NEVER, LOGIN-DELAY 0). */
+static void open_mbox(struct msess *s)
+{
+	const char *error = NULL;
+	int r = s->mbox != NULL ? MBOX_OK : mbox_open(s->maildir + 5, &s->mbox, &error);
+
+	if (r == MBOX_ERR_INUSE && s->lock_tries++ < LOCK_RETRIES) {
+		struct timeval tv = {0, LOCK_RETRY_MS * 1000};
+
+		if (s->retry_ev == NULL)
+			s->retry_ev = evtimer_new(base, open_maildrop, s);
+		if (s->retry_ev != NULL && evtimer_add(s->retry_ev, &tv) == 0)
+			return;
+	}
+	if (r == MBOX_ERR_INUSE) {
+		log_info("session=%s ip=%s event=login_failed user=%s reason=in_use", s->session,
+		         s->ip, s->user);
+		lang_reply(s->bev, s->lang, TXT_IN_USE);
+		close_after_flush(s);
+		return;
+	}
+	if (r == MBOX_OK)
+		r = mbox_scan(s->mbox, &s->msnap, &error);
+	if (r == MBOX_OK &&
+	    (s->deleted = calloc(s->msnap.count > 0 ? s->msnap.count : 1, 1)) == NULL) {
+		r = MBOX_ERR_TEMP;
+		error = "out of memory";
+	}
+	if (r != MBOX_OK) {
+		log_warnx("session=%s ip=%s event=login_failed user=%s reason=mbox error=\"%s\"",
+		          s->session, s->ip, s->user, error);
+		lang_reply(s->bev, s->lang,
+		           r == MBOX_ERR_TEMP ? TXT_MAILBOX_TEMP : TXT_MAILBOX_PERM);
+		close_after_flush(s);
+		return;
+	}
+	s->snap.count = s->msnap.count;
+	s->snap.total_size = s->msnap.total_size;
+	s->expire_days = USERDB_EXPIRE_NEVER;
+	s->login_delay = 0;
+	s->logged_in = true;
+	log_info("session=%s ip=%s event=login user=%s tls=%s store=mbox messages=%zu "
+	         "bytes=%" PRIu64,
+	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
+	         s->snap.total_size);
+	lang_reply(s->bev, s->lang, TXT_LOGGED_IN, s->snap.count, s->snap.total_size);
 	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
 	process_input(s);
 }
@@ -892,6 +1122,11 @@ static void term_cb(evutil_socket_t sig, short what, void *arg)
 	exit(0);
 }
 
+/* A long-lived mail process keeps the memory of its biggest maildrop for the next session:
+ * glibc would hand a 10 MB snapshot straight back to the kernel (mmap, or a heap trim), and the
+ * next login of that maildrop would fault every page in again, which on a virtual machine cost
+ * more than the rest of a warm 100,000-message login (bench bigbox). What is kept is bounded by
+ * the largest session, once per process, never per connection. */
 static void keep_heap(void)
 {
 	mallopt(M_MMAP_THRESHOLD, MAIL_HEAP_MMAP_THRESHOLD);
@@ -905,10 +1140,13 @@ void mail_main(struct child_env *e)
 	env = e;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
+	atexit(drop_all_locks);
 	if (env->conf.isolation == ISOLATION_SHARED) {
 		child_drop_privileges(env->conf.mail_user, "mail_user", "");
 		keep_heap();
 	}
+	/* dotlock means shared storage, where directory times cannot vouch for an index. */
+	maildir_scan_trust_stamps(env->conf.maildir_lock != MAILDIR_LOCK_DOTLOCK);
 	base = event_base_new();
 	if (base == NULL)
 		fatal("event_base_new");

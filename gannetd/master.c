@@ -22,6 +22,7 @@
 
 #include "control.h"
 #include "ipc.h"
+#include "lang.h"
 #include "log.h"
 #include "proto.h"
 #include "tls.h"
@@ -76,6 +77,8 @@ struct pending {
 	char session[40];
 	char ip[64];
 	char tls[96];
+	uint32_t utf8; /* RFC 6856 session state, passed through unread */
+	char lang[LANG_TAG_MAX + 1];
 	unsigned char input[HANDOVER_INPUT_MAX];
 	size_t inlen;
 };
@@ -463,7 +466,8 @@ static void handle_handover(struct proc *login, struct ipc_msg *m)
 	if (ipc_get_u64(m, &pd->conn_id) < 0 || ipc_get_data(m, &token, &toklen) < 0 ||
 	    ipc_get_str(m, pd->session, sizeof(pd->session)) < 0 ||
 	    ipc_get_str(m, pd->ip, sizeof(pd->ip)) < 0 ||
-	    ipc_get_str(m, pd->tls, sizeof(pd->tls)) < 0 || ipc_get_data(m, &input, &inlen) < 0 ||
+	    ipc_get_str(m, pd->tls, sizeof(pd->tls)) < 0 || ipc_get_u32(m, &pd->utf8) < 0 ||
+	    ipc_get_str(m, pd->lang, sizeof(pd->lang)) < 0 || ipc_get_data(m, &input, &inlen) < 0 ||
 	    ipc_end(m) < 0 || toklen != AUTH_TOKEN_LEN || inlen > sizeof(pd->input) || m->fd < 0) {
 		log_warnx("event=bad_message from=login pid=%d type=handover", (int)login->pid);
 		if (m->fd >= 0)
@@ -536,6 +540,8 @@ static void handle_redeem_res(struct proc *auth, struct ipc_msg *m)
 	ipc_put_str(&msgbuf, maildir);
 	ipc_put_u32(&msgbuf, expire);
 	ipc_put_u32(&msgbuf, login_delay);
+	ipc_put_u32(&msgbuf, pd->utf8);
+	ipc_put_str(&msgbuf, pd->lang);
 	ipc_put_data(&msgbuf, pd->input, pd->inlen);
 	proc_send(mail, &msgbuf, pd->fd);
 	close(pd->fd);
@@ -729,6 +735,12 @@ static void reload(void)
 		log_warnx("event=reload_failed reason=\"%s\" keeping=old", err);
 		goto out;
 	}
+	if (conf->system_users && geteuid() != 0) {
+		log_warnx("event=reload_failed reason=\"system_users = yes needs root\" "
+		          "keeping=old");
+		free(text);
+		goto out;
+	}
 	if (conf->have_tls) {
 		SSL_CTX *ctx = tls_server_ctx(conf, err, sizeof(err));
 		if (ctx == NULL) {
@@ -830,6 +842,9 @@ void master_main(const char *file, struct conf *conf, char *text, size_t len, bo
 	conf_file = file;
 	foreground = fg;
 	log_set_level((enum log_level)conf->log_level);
+	if (conf->system_users && geteuid() != 0)
+		fatalx("system_users = yes needs gannetd started as root (each session switches to "
+		       "its account's uid)");
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile(conf->max_sessions);
 	pending = calloc(PENDING_MAX, sizeof(*pending));

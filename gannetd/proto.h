@@ -27,6 +27,7 @@ enum msg_type {
 	 * before +OK: sent as a last "+ " challenge; empty for none) */
 	MSG_AUTH_RES,
 	/* login -> master, +fd: u64 conn_id, data token, str session_id, str ip, str tls,
+	 * u32 utf8 (RFC 6856 UTF8 mode is on), str lang (the LANG tag in use, "en"),
 	 * data pipelined input */
 	MSG_HANDOVER,
 	/* master -> auth: u32 master_req, u32 login_id, data token */
@@ -35,7 +36,8 @@ enum msg_type {
 	 * u32 expire, u32 login_delay (the user file's policy values, POLICY_WIRE_*) */
 	MSG_REDEEM_RES,
 	/* master -> mail, +fd: u64 conn_id, str session_id, str ip, str tls, str user, u32 uid,
-	 * u32 gid, str maildir, u32 expire, u32 login_delay, data pipelined input */
+	 * u32 gid, str maildir, u32 expire, u32 login_delay, u32 utf8, str lang (both from
+	 * MSG_HANDOVER), data pipelined input */
 	MSG_SESSION,
 	/* login -> auth: u32 req_id, str mechanism (upper case), u32 has_initial, data initial
 	 * response (decoded), str ip, str session_id, str cb_type ("tls-exporter", "tls-unique" or

@@ -32,6 +32,8 @@ static const char *const tls_version_names[] = {"TLSv1.2", "TLSv1.3", NULL};
 static const char *const log_level_names[] = {"error", "warning", "info", "debug", NULL};
 /* Same order as enum uidl_source (lib/uidlsrc.h). */
 static const char *const uidl_source_names[] = {"gannet", "maildir", "dovecot", "x-uidl", NULL};
+/* Same order as enum maildir_lock_kind (lib/maildir.h). */
+static const char *const maildir_lock_names[] = {"flock", "dotlock", NULL};
 
 #define OFF(f) offsetof(struct conf, f)
 #define SZ(f)  sizeof(((struct conf *)0)->f)
@@ -57,6 +59,8 @@ static const struct conf_opt opts[] = {
      "Maildir path template: %u user, %n local part, %d domain, %h home"},
     {"uidl_source", CT_ENUM, OFF(uidl_source), 0, 0, 0, "gannet", uidl_source_names,
      "where UIDLs come from: gannet, maildir (Courier/qmail), dovecot (dovecot-uidlist), x-uidl"},
+    {"maildir_lock", CT_ENUM, OFF(maildir_lock), 0, 0, 0, "flock", maildir_lock_names,
+     "maildrop lock: flock (one host) or dotlock (NFS-safe, for a Maildir shared between hosts)"},
     {"isolation", CT_ENUM, OFF(isolation), 0, 0, 0, "shared", isolation_names,
      "shared: a few processes serve many sessions; per-connection: fresh processes per session"},
     {"login_processes", CT_LONG, OFF(login_processes), 0, 1, WORKERS_MAX, "2", NULL,
@@ -101,6 +105,9 @@ static const struct conf_opt opts[] = {
      NULL,
      "SASL mechanisms offered (PLAIN and LOGIN only with TLS or from trusted_networks; "
      "OAUTHBEARER and XOAUTH2 only with oauth_jwks set)"},
+    {"refuse_8bit_headers", CT_BOOL, OFF(refuse_8bit_headers), 0, 0, 0, "yes", NULL,
+     "outside UTF8 mode, refuse RETR/TOP of a message with 8-bit header bytes with [UTF8] "
+     "(RFC 6856); no: send it as stored"},
     {"apop", CT_BOOL, OFF(apop), 0, 0, 0, "no", NULL,
      "offer APOP (greeting timestamp); each user still needs `gannetctl apop enable`"},
     {"auth_failure_delay", CT_LONG, OFF(auth_failure_delay), 0, 0, 60, "2", NULL,
@@ -132,6 +139,22 @@ static const struct conf_opt opts[] = {
      "value a user's login_delay= may set"},
     {"test_update_delay_ms", CT_LONG, OFF(test_update_delay_ms), 0, 0, CONF_TEST_UPDATE_DELAY_MAX,
      "0", NULL, "FOR TESTS ONLY: milliseconds to sleep between the unlinks of UPDATE"},
+    {"system_users", CT_BOOL, OFF(system_users), 0, 0, 0, "no", NULL,
+     "also serve system accounts (getpwnam + PAM) that are not in userdb; needs isolation = "
+     "per-connection and gannetd started as root"},
+    {"pam_service", CT_STR, OFF(pam_service), SZ(pam_service), 0, 0, "gannet", NULL,
+     "PAM service name for system accounts (/etc/pam.d/NAME)"},
+    {"first_valid_uid", CT_LONG, OFF(first_valid_uid), 0, 1, CONF_UID_MAX, "1000", NULL,
+     "lowest uid of a system account that may log in (root never can)"},
+    {"last_valid_uid", CT_LONG, OFF(last_valid_uid), 0, 0, CONF_UID_MAX, "0", NULL,
+     "highest uid of a system account that may log in (0: no upper bound)"},
+    {"system_mail_location", CT_STR, OFF(system_mail_location), SZ(system_mail_location), 0, 0,
+     "mbox:/var/mail/%u", NULL,
+     "mailbox of a system account: mbox:PATH (an mbox file) or a Maildir template"},
+    {"mail_privileged_group", CT_STR, OFF(mail_privileged_group), SZ(mail_privileged_group), 0, 0,
+     "mail", NULL,
+     "extra group of a system account's mail process, to create dotlocks in /var/mail (empty: "
+     "none)"},
 };
 
 static char *trim(char *s)
@@ -340,6 +363,12 @@ int conf_parse(const char *file, const char *text, size_t len, struct conf *conf
 	}
 	if (conf->n_listen + conf->n_listen_tls == 0) {
 		snprintf(err, errsize, "%s: no listen or listen_tls address", file);
+		return -1;
+	}
+	if (conf->system_users && conf->isolation != ISOLATION_PER_CONNECTION) {
+		/* Each system account's mail runs under its own uid: one process per session. */
+		snprintf(err, errsize, "%s: system_users = yes needs isolation = per-connection",
+		         file);
 		return -1;
 	}
 	if (conf->hostname[0] == '\0' && gethostname(conf->hostname, sizeof(conf->hostname)) < 0)

@@ -37,7 +37,8 @@ struct conf {
 	char tls_ciphersuites[256];
 	char userdb[GANNET_PATH_MAX];
 	char mail_location[GANNET_PATH_MAX];
-	int uidl_source; /* enum uidl_source */
+	int uidl_source;  /* enum uidl_source */
+	int maildir_lock; /* enum maildir_lock_kind */
 	enum conf_isolation isolation;
 	long login_processes;
 	long mail_processes;
@@ -60,6 +61,7 @@ struct conf {
 	char auth_dir[GANNET_PATH_MAX];
 	char auth_mechanisms[256];
 	bool apop;
+	bool refuse_8bit_headers; /* RFC 6856 §2.1: [UTF8] for 8-bit headers outside UTF8 mode */
 	long auth_failure_delay;
 	long auth_failure_delay_max;
 	long auth_ip_max_failures;
@@ -73,6 +75,13 @@ struct conf {
 	long expire_days;          /* RFC 2449 EXPIRE: days, or CONF_EXPIRE_NEVER */
 	long login_delay;          /* RFC 2449 LOGIN-DELAY: seconds, 0 = none */
 	long test_update_delay_ms; /* tests only: pause between the unlinks of UPDATE */
+	/* System accounts (PAM, mbox): see docs/operations.md "System accounts and mbox" */
+	bool system_users;
+	char pam_service[64];
+	long first_valid_uid;
+	long last_valid_uid; /* 0: no upper bound */
+	char system_mail_location[GANNET_PATH_MAX];
+	char mail_privileged_group[64];
 	bool have_tls;
 };
 
@@ -81,6 +90,8 @@ struct conf {
 /* Longest test_update_delay_ms: one second between unlinks already makes a crash test of a few
  * messages take seconds; the knob exists to widen the UPDATE window, never to stall a server. */
 #define CONF_TEST_UPDATE_DELAY_MAX 1000
+/* Largest uid a system account may have: (uid_t)-1 and -2 mean "none" to the kernel and NFS. */
+#define CONF_UID_MAX 4294967293L
 
 /* Parse TEXT (LEN bytes, the whole config file) named FILE into CONF, starting from defaults.
  * On error returns -1 and writes "FILE:LINE: message" into ERR. */

@@ -1208,6 +1208,17 @@ void maildir_unlock(int lockfd)
 		close(lockfd);
 }
 
+int maildir_create(const char *dir)
+{
+	const char *error;
+	int rootfd;
+
+	if (root_open(dir, &rootfd, &error) != MAILDIR_OK)
+		return -1; /* fail() kept errno */
+	close(rootfd);
+	return 0;
+}
+
 /* ---- crash-safe UPDATE: the journal ---- */
 
 static void le_put(unsigned char *p, uint64_t v, int n)

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "gannet_limits.h"
@@ -132,6 +133,58 @@ int maildir_unlink_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
  * A child forked while the lock is held shares it until it closes the fd too. */
 int maildir_lock(const char *dir);
 void maildir_unlock(int lockfd);
+
+/* Create DIR with new/ cur/ tmp/ (0700) when missing, as maildir_scan does. 0, or -1 with errno. */
+int maildir_create(const char *dir);
+
+/* ---- the maildrop lock by kind (issue 3 item 5; lib/maildir_lock.c) ----
+ *
+ * flock: DIR/gannet.lock as maildir_lock() above; one host (every gannetd on it excludes every
+ * other), released by the kernel when the holder dies.
+ * dotlock: DIR/gannet.dotlock made by liblockfile (a unique temp file, link(), then a check that
+ * the lock is that file: atomic on NFS, where O_EXCL and flock are not to be trusted). It holds
+ * "PID HOST\n". It is stale, and taken over, when HOST is this host (or absent, as
+ * `dotlockfile -p` writes) and PID is gone, or, whatever it names, when its mtime is
+ * MAILDIR_DOTLOCK_STALE_SEC old: a pid means nothing on another host, so between hosts only the
+ * age counts, and a live holder refreshes it every MAILDIR_DOTLOCK_TOUCH_SEC. Host names must
+ * differ between the hosts that share a Maildir, and their clocks agree to well under a minute.
+ * Every gannetd that shares a Maildir must use the same kind: a flock and a dotlock ignore each
+ * other. Neither kind is anything a delivery agent looks at: Maildir delivery takes no lock. */
+#define MAILDIR_DOTLOCK_NAME "gannet.dotlock"
+/* liblockfile's own age rule for a lock without a valid pid (lockfile_check): fixed at 5 minutes,
+ * so ours is the same; a longer one would be overruled by every liblockfile user, ourselves too. */
+#define MAILDIR_DOTLOCK_STALE_SEC 300
+/* The holder touches its lock this often: five refreshes fit in the stale age, so one late or
+ * lost refresh (a busy NFS server) never makes a live lock look stale. */
+#define MAILDIR_DOTLOCK_TOUCH_SEC 60
+/* Largest lock file content read back: a pid, a space, a host name (HOST_NAME_MAX 64), "\n". */
+#define MAILDIR_DOTLOCK_CONTENT_MAX 96
+
+enum maildir_lock_kind { MAILDIR_LOCK_FLOCK, MAILDIR_LOCK_DOTLOCK };
+
+/* A held maildrop lock. fd >= 0 while held: the flock fd, or the dotlock file opened to check
+ * that the lock is still ours. Set fd to -1 before first use. */
+struct maildir_lockh {
+	int fd;
+	enum maildir_lock_kind kind;
+	dev_t dev; /* dotlock: the lock file we made, to tell it from a successor's */
+	ino_t ino;
+	char path[GANNET_PATH_MAX];
+};
+
+/* Take the lock of DIR of KIND, never waiting (a held lock is -2 at once; the caller retries if
+ * it wants). Creates DIR like maildir_scan when missing. 0 with H filled, -2 when another session
+ * holds it, -1 with errno. */
+int maildir_lock_mode(const char *dir, enum maildir_lock_kind kind, struct maildir_lockh *h);
+
+/* Dotlock: check the lock file is still the one we made and set its mtime to now (on NFS the
+ * server's time); flock: nothing to do. 0, or -1 when the lock was lost (taken over as stale
+ * after MAILDIR_DOTLOCK_STALE_SEC without a refresh): H is then released without touching the
+ * successor's file, and the caller must not change the maildrop any more. */
+int maildir_lock_refresh(struct maildir_lockh *h);
+
+/* Release H (a dotlock file is removed only while it is still ours). Harmless when not held. */
+void maildir_lock_drop(struct maildir_lockh *h);
 
 /* ---- crash-safe UPDATE (issue 3 item 4) ----
  *

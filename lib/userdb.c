@@ -7,9 +7,21 @@
 #include <string.h>
 
 #include "strnum.h"
+#include "utf8.h"
 
 /* Field numbers of user:password:uid:gid:gecos:home:shell:extra. */
 enum { F_USER, F_PASS, F_UID, F_GID, F_GECOS, F_HOME, F_SHELL, F_EXTRA, F_COUNT };
+
+/* RFC 6856 §2.2: a UTF-8 name must be what SASLprep makes of it as a stored string, so the
+ * prepared USER argument finds it, and two spellings of one name cannot be two accounts. */
+static bool saslprep_stable(const char *name, size_t len)
+{
+	char prepped[USERNAME_MAX + 1];
+	const char *error;
+
+	return utf8_saslprep(name, len, true, prepped, sizeof(prepped), &error) == 0 &&
+	       strlen(prepped) == len && memcmp(prepped, name, len) == 0;
+}
 
 int userdb_valid_name(const char *name, size_t len, const char **error_r)
 {
@@ -22,8 +34,8 @@ int userdb_valid_name(const char *name, size_t len, const char **error_r)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)name[i];
 
-		if (c < 0x20 || c >= 0x7f) {
-			*error_r = "user name holds a control character or a non-ASCII byte";
+		if (c < 0x20 || c == 0x7f) {
+			*error_r = "user name holds a control character";
 			return -1;
 		}
 		/* '/' and ".." would escape a maildir template, '%' would be expanded by one,
@@ -46,6 +58,11 @@ int userdb_valid_name(const char *name, size_t len, const char **error_r)
 	}
 	if (name[0] == '.' || name[0] == '-') {
 		*error_r = "user name starts with '.' or '-'";
+		return -1;
+	}
+	if (!utf8_is_ascii(name, len) && !saslprep_stable(name, len)) {
+		*error_r = "user name is not UTF-8 in SASLprep form (RFC 4013: no control, "
+		           "prohibited or unassigned characters, already normalised)";
 		return -1;
 	}
 	if (at != SIZE_MAX) {

@@ -46,8 +46,10 @@ struct userdb_entry {
 };
 
 /* Check a user name: 1..USERNAME_MAX bytes, "local" or "local@domain" (one '@', neither part
- * empty, the domain not starting with '.' or '-'), no '/', "..", '%', ':', space, control
- * character or byte >= 0x7f, not starting with '.' or '-'. 0 when acceptable, -1 with *ERROR_R. */
+ * empty, the domain not starting with '.' or '-'), no '/', "..", '%', ':', space or control
+ * character, not starting with '.' or '-'. Non-ASCII names must be well-formed UTF-8 that
+ * SASLprep (stored string) leaves unchanged (RFC 6856 §2.2). 0 when acceptable, -1 with
+ * *ERROR_R. */
 int userdb_valid_name(const char *name, size_t len, const char **error_r);
 
 /* Parse one passwd-file line (no newline). uid and gid are strict decimals below 2^32-1, empty

@@ -5,7 +5,7 @@ set -eu
 
 what=${1:-test}
 build_pkgs="gcc make pkg-config libevent-dev libssl-dev libcrypt-dev libargon2-dev libsystemd-dev openssl
-	libgsasl-dev libjwt-dev libjansson-dev liboath-dev libqrencode-dev libpasswdqc-dev liblockfile-dev"
+	libgsasl-dev libjwt-dev libjansson-dev liboath-dev libqrencode-dev libpasswdqc-dev liblockfile-dev libpam0g-dev"
 test_pkgs="clang libclang-rt-14-dev libcmocka-dev python3 python3-pytest curl fetchmail mpop getmail6 procps
 	gsasl oathtool fail2ban dovecot-pop3d python3-openssl liblockfile-bin"
 bench_pkgs="dovecot-pop3d"

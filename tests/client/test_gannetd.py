@@ -50,6 +50,19 @@ def test_fetch_exact_and_once(gannetd, client, certs, tls):
     assert contents(client) == expected(msgs)
 
 
+def test_utf8_headers_fetched(gannetd, client, certs):
+    """C-039/S-130: gannetd refuses a message with raw UTF-8 headers ([UTF8]) to clients that
+    have not sent UTF8; gannet sends UTF8 when CAPA offers it, so it gets the message as stored."""
+    srv = gannetd()
+    msg = ("From: Chloé Bernard <c@example.org>\nSubject: Grüße, 日本語\n\nbody\n").encode()
+    fill(srv, "alice", [("utf8-header", msg)])
+    client.write_config({"acct": account_for(srv, "alice", certs)})
+    r = client.fetch()
+    assert r.returncode == 0, r.stderr
+    assert contents(client) == expected([("utf8-header", msg)])
+    assert "event=refused_utf8" not in srv.log_text()
+
+
 def test_new_mail_only_and_json(gannetd, client, certs):
     srv = gannetd()
     fill(srv, "alice", [("a", g.header("a") + b"one\n"), ("b", g.header("b") + b"two\n")])

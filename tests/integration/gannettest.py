@@ -556,7 +556,7 @@ class GannetServer:
         return password
 
     def write_users(self):
-        with open(self.userdb, "w") as f:
+        with open(self.userdb, "w", encoding="utf-8") as f:  # UTF-8 names (RFC 6856)
             for name, (_pw, home, h) in self.users.items():
                 f.write("%s:%s::::%s::%s\n" % (name, h, home, self.extra.get(name, "")))
         os.chmod(self.userdb, 0o600)

@@ -19,7 +19,7 @@ def expected_capa(user, stls, tls=False, post=False):
     sasl += ["PLAIN", "LOGIN"] if user else []
     return BASE + (["USER"] if user else []) + ["SASL " + " ".join(sasl)] + \
         (["STLS"] if stls else []) + (["EXPIRE NEVER"] if post else []) + \
-        ["IMPLEMENTATION Gannet"]
+        ["UTF8 USER", "LANG", "IMPLEMENTATION Gannet"]
 
 
 def check_capa_bytes(c):

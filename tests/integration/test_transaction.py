@@ -197,10 +197,13 @@ def test_s052_s060_s069_retr_exact_bytes_varied_maildrop(server):
 ], ids=["mixed", "bare-cr", "cr-dot", "nul", "no-final-nl", "dots", "dot-variants", "lone-lf",
         "8bit"])
 def test_edge_wire_transform(server, stored, wire):
-    """Edge cases 1-5: exact wire form, and LIST counts it (S-052, S-053)."""
+    """Edge cases 1-5: exact wire form, and LIST counts it (S-052, S-053). In UTF-8 mode, since
+    "8bit" is all header and 8-bit header bytes need it (RFC 6856 §2.1, test_utf8_lang.py)."""
     assert g.to_wire(stored) == wire
     server.maildir("alice").deliver(stored)
-    c = server.login("alice")
+    c = server.connect()
+    assert c.cmd("UTF8") == b"+OK UTF-8 mode enabled\r\n"
+    c.login("alice", server.password("alice"))
     assert c.cmd("LIST 1") == b"+OK 1 %d\r\n" % len(wire)
     assert c.retr(1) == g.stuff(wire) + b".\r\n"
     if stored == b".\n..\n":

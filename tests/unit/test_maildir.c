@@ -1,4 +1,5 @@
-/* Unit tests for lib/maildir.c: scan, sizes, order, UIDL, Seen renames, locks, error classes. */
+/* Unit tests for lib/maildir.c and lib/maildir_lock.c: scan, sizes, order, UIDL, Seen renames,
+ * locks (flock and dotlock), error classes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -766,6 +767,158 @@ static void test_lock_creates_root(void **state)
 	maildir_unlock(fd);
 }
 
+/* ---- dotlock (issue 3 item 5) ---- */
+
+/* Write DIR/gannet.dotlock as another holder would, with its mtime AGE seconds in the past. */
+static void put_dotlock(const struct fx *f, const char *content, time_t age)
+{
+	struct timespec ts[2];
+	char path[512];
+
+	pathf(path, sizeof(path), "%s/%s", f->md, MAILDIR_DOTLOCK_NAME);
+	put_str(f, ".", MAILDIR_DOTLOCK_NAME, content);
+	ts[0].tv_sec = ts[1].tv_sec = time(NULL) - age;
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	assert_int_equal(utimensat(AT_FDCWD, path, ts, 0), 0);
+}
+
+/* A pid that surely names no process: a child we reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+static int dotlock(const struct fx *f, struct maildir_lockh *h)
+{
+	return maildir_lock_mode(f->md, MAILDIR_LOCK_DOTLOCK, h);
+}
+
+/* One holder at a time, even in one process; the file names the holder and goes at release. */
+static void test_dotlock_twice(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_lockh a, b;
+	char path[512], want[128], host[256], got[128] = {0};
+	int fd;
+
+	assert_int_equal(dotlock(f, &a), 0);
+	assert_int_equal(dotlock(f, &b), -2);
+	assert_int_equal(b.fd, -1);
+	pathf(path, sizeof(path), "%s/%s", f->md, MAILDIR_DOTLOCK_NAME);
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	pathf(want, sizeof(want), "%ld %s\n", (long)getpid(), host);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_true(read(fd, got, sizeof(got) - 1) > 0);
+	close(fd);
+	assert_string_equal(got, want);
+	maildir_lock_drop(&a);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(dotlock(f, &b), 0);
+	maildir_lock_drop(&b);
+	maildir_lock_drop(&b); /* harmless twice */
+}
+
+/* Stale at once: a dead pid of this host, named with or without the host. Held: a live pid, a
+ * dead pid of another host (it means nothing here), a fresh lock without pid. Any lock is stale
+ * after MAILDIR_DOTLOCK_STALE_SEC without a touch. */
+static void test_dotlock_stale(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_lockh h;
+	char line[128], host[256];
+	pid_t dead = dead_pid();
+
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	pathf(line, sizeof(line), "%ld %s\n", (long)dead, host);
+	put_dotlock(f, line, 0);
+	assert_int_equal(dotlock(f, &h), 0);
+	maildir_lock_drop(&h);
+	pathf(line, sizeof(line), "%ld\n", (long)dead);
+	put_dotlock(f, line, 0);
+	assert_int_equal(dotlock(f, &h), 0);
+	maildir_lock_drop(&h);
+
+	pathf(line, sizeof(line), "%ld\n", (long)getppid());
+	put_dotlock(f, line, 0);
+	assert_int_equal(dotlock(f, &h), -2);
+	pathf(line, sizeof(line), "%ld other-host.invalid\n", (long)dead);
+	put_dotlock(f, line, 0);
+	assert_int_equal(dotlock(f, &h), -2);
+	put_dotlock(f, "0\n", MAILDIR_DOTLOCK_STALE_SEC - 60);
+	assert_int_equal(dotlock(f, &h), -2);
+
+	put_dotlock(f, line, MAILDIR_DOTLOCK_STALE_SEC + 5);
+	assert_int_equal(dotlock(f, &h), 0);
+	maildir_lock_drop(&h);
+}
+
+/* The holder's refresh moves the mtime; a lock taken over is noticed and left to its new owner. */
+static void test_dotlock_refresh_lost(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_lockh h;
+	char path[512];
+	struct stat st;
+
+	pathf(path, sizeof(path), "%s/%s", f->md, MAILDIR_DOTLOCK_NAME);
+	assert_int_equal(dotlock(f, &h), 0);
+	put_dotlock(f, "", 0); /* same file, truncated: only the mtime is set back below */
+	assert_int_equal(
+	    utimensat(AT_FDCWD, path, (struct timespec[2]){{.tv_sec = 1}, {.tv_sec = 1}}, 0), 0);
+	assert_int_equal(maildir_lock_refresh(&h), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(st.st_mtime > time(NULL) - 60);
+
+	assert_int_equal(unlink(path), 0);
+	put_dotlock(f, "1 other-host.invalid\n", 0);
+	assert_int_equal(maildir_lock_refresh(&h), -1);
+	assert_int_equal(h.fd, -1);
+	maildir_lock_drop(&h);
+	assert_int_equal(access(path, F_OK), 0);
+}
+
+/* A FIFO or symlink planted as the dotlock neither hangs nor counts as a lock. */
+static void test_dotlock_not_a_file(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_lockh h;
+	char path[512];
+
+	alarm(20);
+	pathf(path, sizeof(path), "%s/%s", f->md, MAILDIR_DOTLOCK_NAME);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	assert_int_equal(dotlock(f, &h), -1);
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(symlink("/dev/null", path), 0);
+	assert_int_equal(dotlock(f, &h), -1);
+	assert_int_equal(h.fd, -1);
+	alarm(0);
+}
+
+/* The dotlock, like the flock, is taken before the scan: it creates a missing Maildir. */
+static void test_dotlock_creates_root(void **state)
+{
+	struct fx *f = *state;
+	struct maildir_lockh h;
+	char root[256];
+
+	pathf(root, sizeof(root), "%s/fresh-dotlock", f->top);
+	assert_int_equal(maildir_lock_mode(root, MAILDIR_LOCK_DOTLOCK, &h), 0);
+	assert_maildir_created(root);
+	maildir_lock_drop(&h);
+	assert_int_equal(maildir_lock_mode(root, MAILDIR_LOCK_FLOCK, &h), 0);
+	assert_true(h.fd >= 0);
+	assert_int_equal(maildir_lock_refresh(&h), 0);
+	maildir_lock_drop(&h);
+}
+
 static void test_scan_creates_subdirs(void **state)
 {
 	struct fx *f = *state;
@@ -1178,6 +1331,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_lock_fifo, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_creates_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_lock_creates_root, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dotlock_twice, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dotlock_stale, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dotlock_refresh_lost, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dotlock_not_a_file, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dotlock_creates_root, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_scan_creates_subdirs, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_missing_parent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_root_not_a_directory, setup, teardown),

@@ -76,7 +76,24 @@ static void test_valid_name(void **state)
 	name_bad("a b", 3);
 	name_bad("a\x01", 2);
 	name_bad("a\x7f", 2);
-	name_bad("\xc3\xa9", 2);
+	/* RFC 6856 §2.2: well-formed UTF-8 in SASLprep form is a name: é, 田中@example.jp,
+	 * jörg@bücher.example. */
+	name_ok("\xc3\xa9");
+	name_ok("\xe7\x94\xb0\xe4\xb8\xad@example.jp");
+	name_ok("j\xc3\xb6rg@b\xc3\xbc\x63her.example");
+	/* Invalid UTF-8: a bad sequence, an overlong '/', a surrogate. */
+	name_bad("\xc3\x28", 2);
+	name_bad("\xc0\xaf", 2);
+	name_bad("a\xed\xa0\x80", 4);
+	/* SASLprep: U+200E and a C1 control are prohibited, NBSP is mapped to a space, e + U+0301
+	 * is not NFKC, U+0378 is unassigned. */
+	name_bad("a\xe2\x80\x8e", 4);
+	name_bad("a\xc2\x85", 3);
+	name_bad("a\xc2\xa0\x62", 4);
+	name_bad("e\xcc\x81", 3);
+	name_bad("a\xcd\xb8", 3);
+	/* The ASCII rules still apply. */
+	name_bad("\xc3\xa9/x", 4);
 	name_bad("a:b", 3);
 	name_bad("a@b@c", 5);
 	name_bad("a%b", 3);
