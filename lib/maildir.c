@@ -1,5 +1,7 @@
-/* Maildir access: scan new/ and cur/ against gannet.index into a compact snapshot; Seen; lock. */
+/* Maildir access: the scan of new/ and cur/ against gannet.index into a compact snapshot. One
+ * message at a time: maildir_msg.c; the lock: maildir_lock.c; UPDATE: maildir_update.c. */
 #include "maildir.h"
+#include "maildir_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,15 +25,11 @@
 _Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64");
 _Static_assert(MAILDROP_MESSAGES_MAX < SIZE_MAX / sizeof(struct mindex_rec), "message cap");
 
-#define LOCK_NAME "gannet.lock"
-
 /* Thread-local: sessions scanned by different threads never overwrite each other's message. */
 #define MAILDIR_ERRBUF_SIZE (GANNET_PATH_MAX + 512)
 static _Thread_local char maildir_errbuf[MAILDIR_ERRBUF_SIZE];
 
-static const char *const maildir_subdirs[2] = {"new", "cur"};
-
-static int err_class(int e)
+int maildir_err_class(int e)
 {
 	switch (e) {
 	case EMFILE:
@@ -51,8 +49,7 @@ static int err_class(int e)
 	}
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(int cls, const char **error_r,
-                                                      const char *fmt, ...)
+int maildir_fail(int cls, const char **error_r, const char *fmt, ...)
 {
 	int e = errno; /* maildir_lock() reports through errno what the scan reports here */
 	va_list ap;
@@ -66,19 +63,9 @@ __attribute__((format(printf, 3, 4))) static int fail(int cls, const char **erro
 	return cls;
 }
 
-static struct mindex_view view_of(struct maildir_snapshot *snap)
-{
-	return (struct mindex_view){.rec = snap->msgs, .arena = &snap->arena};
-}
-
-static const char *sub_of(const struct mindex_rec *r)
-{
-	return maildir_subdirs[(r->flags & MREC_IN_NEW) ? 0 : 1];
-}
-
 /* Open the Maildir root, creating it (with new/ cur/ tmp/) when missing, as Dovecot does, so that
  * a user who never received mail gets an empty maildrop rather than an error. */
-static int root_open(const char *dir, int *fd_r, const char **error_r)
+int maildir_root_open(const char *dir, int *fd_r, const char **error_r)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
@@ -86,29 +73,31 @@ static int root_open(const char *dir, int *fd_r, const char **error_r)
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 			int e = errno;
 			if (e == ENOENT)
-				return fail(MAILDIR_ERR_PERM, error_r,
-				            "maildir %s: parent directory does not exist", dir);
-			return fail(err_class(e), error_r, "maildir %s: mkdir: %s", dir,
-			            strerror(e));
+				return maildir_fail(MAILDIR_ERR_PERM, error_r,
+				                    "maildir %s: parent directory does not exist",
+				                    dir);
+			return maildir_fail(maildir_err_class(e), error_r, "maildir %s: mkdir: %s",
+			                    dir, strerror(e));
 		}
 		fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd >= 0) {
 			for (size_t i = 0; i < 3; i++) {
-				const char *sub = i < 2 ? maildir_subdirs[i] : "tmp";
+				const char *sub = i < 2 ? maildir_subdir(i) : "tmp";
 				if (mkdirat(fd, sub, 0700) < 0 && errno != EEXIST) {
 					int e = errno;
 					close(fd);
 					errno = e;
-					return fail(err_class(e), error_r,
-					            "maildir %s/%s: mkdir: %s", dir, sub,
-					            strerror(e));
+					return maildir_fail(maildir_err_class(e), error_r,
+					                    "maildir %s/%s: mkdir: %s", dir, sub,
+					                    strerror(e));
 				}
 			}
 		}
 	}
 	if (fd < 0) {
 		int e = errno;
-		return fail(err_class(e), error_r, "maildir %s: open: %s", dir, strerror(e));
+		return maildir_fail(maildir_err_class(e), error_r, "maildir %s: open: %s", dir,
+		                    strerror(e));
 	}
 	*fd_r = fd;
 	return MAILDIR_OK;
@@ -151,7 +140,7 @@ void maildir_scan_trust_stamps(bool on)
 static int oom(struct scan_ctx *sc)
 {
 	errno = ENOMEM;
-	return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory", sc->dir);
+	return maildir_fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: out of memory", sc->dir);
 }
 
 static bool byname_eq(void *arg, uint32_t v, const void *key, size_t len)
@@ -190,8 +179,9 @@ static ssize_t add_record(struct scan_ctx *sc, const char *name, size_t len, boo
 	if (snap->count >= MAILDROP_MESSAGES_MAX) {
 		log_warnx("maildir %s: more than %d messages, refusing the maildrop", sc->dir,
 		          MAILDROP_MESSAGES_MAX);
-		return fail(MAILDIR_ERR_TEMP, sc->error_r, "maildir %s: more than %d messages",
-		            sc->dir, MAILDROP_MESSAGES_MAX);
+		return maildir_fail(MAILDIR_ERR_TEMP, sc->error_r,
+		                    "maildir %s: more than %d messages", sc->dir,
+		                    MAILDROP_MESSAGES_MAX);
 	}
 	if (snap->count == sc->cap) {
 		/* Edge case 11: geometric growth keeps 100k+ messages linear. */
@@ -356,10 +346,10 @@ static uint32_t dup_pick(struct scan_ctx *sc, uint32_t a, uint32_t b)
 	log_sanitize(safe, sizeof(safe), c <= 0 ? nb : na, strlen(c <= 0 ? nb : na));
 	if (oka && okb)
 		log_warnx("maildir %s: duplicate unique name, ignoring %s/%s", sc->dir,
-		          sub_of(c <= 0 ? rb : ra), safe);
+		          maildir_sub_of(c <= 0 ? rb : ra), safe);
 	else
-		log_debug("maildir %s: %s/%s moved while listed", sc->dir, sub_of(c <= 0 ? rb : ra),
-		          safe);
+		log_debug("maildir %s: %s/%s moved while listed", sc->dir,
+		          maildir_sub_of(c <= 0 ? rb : ra), safe);
 	sc->changed = true;
 	return c <= 0 ? a : b;
 }
@@ -423,13 +413,13 @@ static void take_stamps(struct scan_ctx *sc)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	now_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	for (int s = 0; s < 2; s++)
-		mindex_stamp_dir(sc->rootfd, maildir_subdirs[s], now_ns, &sc->snap->dirs[s]);
+		mindex_stamp_dir(sc->rootfd, maildir_subdir(s), now_ns, &sc->snap->dirs[s]);
 }
 
 /* Open new/ or cur/ into sc->subfd[S], creating it when missing. */
 static int open_subdir(struct scan_ctx *sc, int s)
 {
-	const char *sub = maildir_subdirs[s];
+	const char *sub = maildir_subdir(s);
 	const int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
 	int dfd, e;
 
@@ -437,15 +427,15 @@ static int open_subdir(struct scan_ctx *sc, int s)
 	if (dfd < 0 && errno == ENOENT) {
 		if (mkdirat(sc->rootfd, sub, 0700) < 0 && errno != EEXIST) {
 			e = errno;
-			return fail(err_class(e), sc->error_r, "maildir %s/%s: mkdir: %s", sc->dir,
-			            sub, strerror(e));
+			return maildir_fail(maildir_err_class(e), sc->error_r,
+			                    "maildir %s/%s: mkdir: %s", sc->dir, sub, strerror(e));
 		}
 		dfd = openat(sc->rootfd, sub, flags);
 	}
 	if (dfd < 0) {
 		e = errno;
-		return fail(err_class(e), sc->error_r, "maildir %s/%s: open: %s", sc->dir, sub,
-		            strerror(e));
+		return maildir_fail(maildir_err_class(e), sc->error_r, "maildir %s/%s: open: %s",
+		                    sc->dir, sub, strerror(e));
 	}
 	sc->subfd[s] = dfd;
 	return MAILDIR_OK;
@@ -454,7 +444,7 @@ static int open_subdir(struct scan_ctx *sc, int s)
 /* One readdir of new/ or cur/, creating it when missing; nothing is stat'ed or opened here. */
 static int list_subdir(struct scan_ctx *sc, int s)
 {
-	const char *sub = maildir_subdirs[s];
+	const char *sub = maildir_subdir(s);
 	struct dirent *de;
 	DIR *d;
 	int dfd, e, rc = open_subdir(sc, s);
@@ -468,8 +458,8 @@ static int list_subdir(struct scan_ctx *sc, int s)
 		if (dfd >= 0)
 			close(dfd);
 		errno = e;
-		return fail(err_class(e), sc->error_r, "maildir %s/%s: fdopendir: %s", sc->dir, sub,
-		            strerror(e));
+		return maildir_fail(maildir_err_class(e), sc->error_r,
+		                    "maildir %s/%s: fdopendir: %s", sc->dir, sub, strerror(e));
 	}
 	for (;;) {
 		errno = 0;
@@ -477,8 +467,9 @@ static int list_subdir(struct scan_ctx *sc, int s)
 		if (de == NULL) {
 			if (errno != 0) {
 				e = errno;
-				rc = fail(err_class(e), sc->error_r, "maildir %s/%s: readdir: %s",
-				          sc->dir, sub, strerror(e));
+				rc = maildir_fail(maildir_err_class(e), sc->error_r,
+				                  "maildir %s/%s: readdir: %s", sc->dir, sub,
+				                  strerror(e));
 			}
 			break;
 		}
@@ -573,14 +564,14 @@ error:
 	log_sanitize(safe, sizeof(safe), name, strlen(name));
 	if (e == ELOOP || e == ENXIO || e == EISDIR) {
 		/* Swapped for a symlink, FIFO, socket or directory: not a message. */
-		log_debug("maildir %s/%s/%s: not a regular file, skipped", sc->dir, sub_of(r),
-		          safe);
+		log_debug("maildir %s/%s/%s: not a regular file, skipped", sc->dir,
+		          maildir_sub_of(r), safe);
 		r->flags |= MREC_GONE;
 		return MAILDIR_OK;
 	}
 	errno = e;
-	return fail(err_class(e), sc->error_r, "maildir %s/%s/%s: %s: %s", sc->dir, sub_of(r), safe,
-	            what, strerror(e));
+	return maildir_fail(maildir_err_class(e), sc->error_r, "maildir %s/%s/%s: %s: %s", sc->dir,
+	                    maildir_sub_of(r), safe, what, strerror(e));
 }
 
 /* ---- examining many files at once ----
@@ -659,7 +650,7 @@ static int examine_parallel(struct scan_ctx *sc)
 	for (unsigned t = 0; t < started; t++) {
 		pthread_join(x[t].tid, NULL);
 		if (started == EXAMINE_THREADS && x[t].rc != MAILDIR_OK && rc == MAILDIR_OK)
-			rc = fail(x[t].rc, sc->error_r, "%s", x[t].error);
+			rc = maildir_fail(x[t].rc, sc->error_r, "%s", x[t].error);
 	}
 	return started == EXAMINE_THREADS ? rc : 1;
 }
@@ -699,11 +690,11 @@ static int examine_all(struct scan_ctx *sc)
 		}
 		lost[nlost++] = i;
 	}
-	v = view_of(snap);
+	v = maildir_view(snap);
 	if (rc == MAILDIR_OK && nlost > 0 &&
 	    mindex_relocate(sc->rootfd, &v, lost, nlost, false) < 0)
-		rc = fail(err_class(errno), sc->error_r, "maildir %s/cur: readdir: %s", sc->dir,
-		          strerror(errno));
+		rc = maildir_fail(maildir_err_class(errno), sc->error_r,
+		                  "maildir %s/cur: readdir: %s", sc->dir, strerror(errno));
 	for (size_t k = 0; k < nlost && rc == MAILDIR_OK; k++) {
 		struct mindex_rec *r = &snap->msgs[lost[k]];
 
@@ -831,7 +822,7 @@ static int sort_delivery(struct scan_ctx *sc)
 /* The index is a cache: failing to write it costs the next login time, never the session. */
 static void save_index(int rootfd, const char *dir, struct maildir_snapshot *snap)
 {
-	struct mindex_view v = view_of(snap);
+	struct mindex_view v = maildir_view(snap);
 	const char *why = "";
 
 	snap->dirty = mindex_save_recs(rootfd, snap->source, snap->dirs, &v, snap->count, &why) < 0;
@@ -875,12 +866,12 @@ int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapsh
 	memset(snap, 0, sizeof(*snap));
 	if ((unsigned)source >= UIDL_SOURCE_COUNT) {
 		errno = EINVAL;
-		return fail(MAILDIR_ERR_PERM, error_r, "maildir %s: bad UIDL source %d", dir,
-		            (int)source);
+		return maildir_fail(MAILDIR_ERR_PERM, error_r, "maildir %s: bad UIDL source %d",
+		                    dir, (int)source);
 	}
 	snap->source = source;
 	sc.now = time(NULL);
-	rc = root_open(dir, &sc.rootfd, error_r);
+	rc = maildir_root_open(dir, &sc.rootfd, error_r);
 	if (rc == MAILDIR_OK && mindex_hash_init(&sc.byname, 0) < 0)
 		rc = oom(&sc);
 	/* The stamps come before the listing: a change made while we list moves them. */
@@ -905,14 +896,14 @@ int maildir_scan(const char *dir, enum uidl_source source, struct maildir_snapsh
 	compact(snap);
 	if (rc == MAILDIR_OK)
 		rc = sort_delivery(&sc);
-	v = view_of(snap);
+	v = maildir_view(snap);
 	/* Trusted, every UIDL came from an index whose UIDLs were made unique before it was
 	 * written: nothing to assign or check. */
 	if (rc == MAILDIR_OK && !sc.trusted &&
 	    uidl_assign(&v, snap->count, source, sc.rootfd, dir, &sc.changed) < 0)
-		rc = errno == ENOMEM
-		         ? oom(&sc)
-		         : fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: SHA-256 failed", dir);
+		rc = errno == ENOMEM ? oom(&sc)
+		                     : maildir_fail(MAILDIR_ERR_TEMP, error_r,
+		                                    "maildir %s: SHA-256 failed", dir);
 	compact(snap);
 	/* Dovecot UIDs known only now (dovecot-uidlist was read by uidl_assign): order by them. */
 	if (rc == MAILDIR_OK && source == UIDL_SOURCE_DOVECOT && !sc.trusted)
@@ -957,734 +948,4 @@ int maildir_snapshot_save(const char *dir, struct maildir_snapshot *snap)
 	save_index(rootfd, dir, snap);
 	close(rootfd);
 	return snap->dirty ? -1 : 0;
-}
-
-/* ---- accessors ---- */
-
-const char *maildir_msg_name(const struct maildir_snapshot *snap, size_t i,
-                             char buf[MAILDIR_NAME_BUF])
-{
-	mindex_rec_name(&snap->arena, &snap->msgs[i], buf);
-	return buf;
-}
-
-void maildir_msg_set_retrieved(struct maildir_snapshot *snap, size_t i, time_t when)
-{
-	struct mindex_rec *r = &snap->msgs[i];
-
-	if (r->first_retrieved != 0)
-		return;
-	r->first_retrieved = mindex_time32(when);
-	snap->dirty = true;
-}
-
-/* ---- operations on one message ---- */
-
-static int msg_path(char *buf, size_t size, const char *dir, const struct maildir_snapshot *snap,
-                    const struct mindex_rec *r)
-{
-	char name[MINDEX_NAME_BUF];
-	int n;
-
-	mindex_rec_name(&snap->arena, r, name);
-	n = snprintf(buf, size, "%s/%s/%s", dir, sub_of(r), name);
-	if (n < 0 || (size_t)n >= size) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-/* Message I's file went away: find it again in cur/ or new/ by its unique part (an IMAP client
- * set a flag, say). 0 when found (the snapshot has its new name), -1 with errno (ENOENT: gone). */
-static int follow(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	uint32_t which = (uint32_t)i;
-	int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
-	struct mindex_view v;
-	ssize_t found;
-
-	if (rootfd < 0)
-		return -1;
-	v = view_of(snap);
-	found = mindex_relocate(rootfd, &v, &which, 1, true);
-	e = errno;
-	close(rootfd);
-	if (found == 1) {
-		snap->dirty = true;
-		return 0;
-	}
-	errno = found < 0 ? e : ENOENT;
-	return -1;
-}
-
-static int open_once(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	char path[GANNET_PATH_MAX];
-	struct stat st;
-	int fd, e;
-
-	if (msg_path(path, sizeof(path), dir, snap, &snap->msgs[i]) < 0)
-		return -1;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0) {
-		e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	return fd;
-}
-
-int maildir_open_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	int fd = open_once(dir, snap, i);
-
-	/* S-142: removed from outside, or renamed. */
-	if (fd < 0 && errno == ENOENT && follow(dir, snap, i) == 0)
-		fd = open_once(dir, snap, i);
-	return fd;
-}
-
-/* The name R gets once Seen is set, into OUT; *unchanged_r when it already has it. S-141: flags
- * stay in ASCII order; an info that is not sorted letters (MREC_RAW) gets S before the first
- * flag above it, the rest left as it is. */
-static void seen_name(const struct maildir_snapshot *snap, const struct mindex_rec *r,
-                      char out[MINDEX_NAME_BUF], bool *unchanged_r)
-{
-	struct mindex_rec t = *r;
-	size_t len, pos;
-
-	*unchanged_r = false;
-	if (!(r->flags & MREC_RAW)) {
-		*unchanged_r = (r->flags & MREC_INFO) && ((r->info >> MINDEX_FLAG_SEEN) & 1);
-		t.flags |= MREC_INFO;
-		t.info |= (uint64_t)1 << MINDEX_FLAG_SEEN;
-		mindex_rec_name(&snap->arena, &t, out);
-		return;
-	}
-	len = mindex_rec_name(&snap->arena, r, out);
-	pos = maildir_base_len(out, len) + 3;
-	if (memchr(out + pos, 'S', len - pos) != NULL) {
-		*unchanged_r = true;
-		return;
-	}
-	while (pos < len && (unsigned char)out[pos] < 'S')
-		pos++;
-	memmove(out + pos + 1, out + pos, len - pos + 1);
-	out[pos] = 'S';
-}
-
-static int seen_once(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	struct mindex_rec *r = &snap->msgs[i];
-	char from[GANNET_PATH_MAX], to[GANNET_PATH_MAX], next[MINDEX_NAME_BUF];
-	bool unchanged;
-	int n;
-
-	seen_name(snap, r, next, &unchanged);
-	if (unchanged && !(r->flags & MREC_IN_NEW))
-		return 0;
-	n = snprintf(to, sizeof(to), "%s/cur/%s", dir, next);
-	if (msg_path(from, sizeof(from), dir, snap, r) < 0)
-		return -1;
-	if (n < 0 || (size_t)n >= sizeof(to) || strlen(next) > MINDEX_NAME_MAX) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	/* Atomic, and never over an existing file: rename(2) would silently replace a message
-	 * that happens to carry the target name. File systems without RENAME_NOREPLACE get
-	 * plain rename. */
-	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) < 0) {
-		if (errno != EINVAL && errno != ENOSYS)
-			return -1;
-		if (rename(from, to) < 0)
-			return -1;
-	}
-	snap->dirty = true;
-	return mindex_rec_set_name(&snap->arena, r, next, strlen(next), false);
-}
-
-int maildir_mark_seen(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	if (seen_once(dir, snap, i) == 0)
-		return 0;
-	if (errno != ENOENT || follow(dir, snap, i) < 0)
-		return -1;
-	return seen_once(dir, snap, i);
-}
-
-int maildir_unlink_msg(const char *dir, struct maildir_snapshot *snap, size_t i)
-{
-	char path[GANNET_PATH_MAX];
-
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (msg_path(path, sizeof(path), dir, snap, &snap->msgs[i]) < 0)
-			return -1;
-		if (unlink(path) == 0)
-			break;
-		if (errno != ENOENT)
-			return -1;
-		/* Gone, or renamed by another agent: the client asked for it to go. */
-		if (attempt > 0 || follow(dir, snap, i) < 0)
-			break;
-	}
-	snap->msgs[i].flags |= MREC_GONE;
-	snap->dirty = true;
-	return 0;
-}
-
-/* ---- the maildrop lock ---- */
-
-static int lock_open(const char *path)
-{
-	/* O_NONBLOCK and O_NOFOLLOW: a FIFO or symlink planted as the lock file must not hang or
-	 * redirect us. */
-	return open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
-}
-
-int maildir_lock(const char *dir)
-{
-	char path[GANNET_PATH_MAX];
-	struct stat st;
-	int fd, n, e;
-
-	/* In the root, beside new/ cur/ tmp/, so that no scan ever lists it. */
-	n = snprintf(path, sizeof(path), "%s/%s", dir, LOCK_NAME);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	fd = lock_open(path);
-	if (fd < 0 && errno == ENOENT) {
-		/* S-019 takes the lock before the scan: a new user's Maildir is created here. */
-		const char *error;
-		int rootfd;
-
-		if (root_open(dir, &rootfd, &error) != MAILDIR_OK)
-			return -1;
-		close(rootfd);
-		fd = lock_open(path);
-	}
-	if (fd < 0)
-		return -1;
-	if (fstat(fd, &st) < 0)
-		goto error;
-	if (!S_ISREG(st.st_mode)) {
-		errno = EINVAL;
-		goto error;
-	}
-	/* flock, not fcntl: the lock belongs to the open file description, so two sessions of the
-	 * same process exclude each other, and the kernel drops it when the holder dies (edge case
-	 * 23). */
-	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		if (errno == EINTR)
-			continue;
-		e = errno;
-		close(fd);
-		if (e == EWOULDBLOCK)
-			return -2;
-		errno = e;
-		return -1;
-	}
-	return fd;
-error:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
-void maildir_unlock(int lockfd)
-{
-	if (lockfd >= 0)
-		close(lockfd);
-}
-
-int maildir_create(const char *dir)
-{
-	const char *error;
-	int rootfd;
-
-	if (root_open(dir, &rootfd, &error) != MAILDIR_OK)
-		return -1; /* fail() kept errno */
-	close(rootfd);
-	return 0;
-}
-
-/* ---- crash-safe UPDATE: the journal ---- */
-
-static void le_put(unsigned char *p, uint64_t v, int n)
-{
-	for (int i = 0; i < n; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint64_t le_get(const unsigned char *p, int n)
-{
-	uint64_t v = 0;
-
-	for (int i = n - 1; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint32_t journal_crc(const unsigned char *buf, size_t len)
-{
-	uint32_t crc = mindex_crc32c(0, buf, 24);
-
-	return mindex_crc32c(crc, buf + MAILDIR_JOURNAL_HDR_SIZE, len - MAILDIR_JOURNAL_HDR_SIZE);
-}
-
-/* Write BUF[0..LEN) as ROOTFD/NAME through TMP: create (O_EXCL after removing a stale one), write,
- * optionally fsync, rename, optionally fsync the root. 0, or -1 with errno and *STEP_R. */
-static int replace_file(int rootfd, const char *tmp, const char *name, const unsigned char *buf,
-                        size_t len, bool durable, const char **step_r)
-{
-	int fd, e;
-
-	*step_r = "unlink";
-	if (unlinkat(rootfd, tmp, 0) < 0 && errno != ENOENT)
-		return -1;
-	*step_r = "create";
-	fd = openat(rootfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -1;
-	*step_r = "write";
-	if (fd_write_all(fd, buf, len) < 0)
-		goto error;
-	*step_r = "fsync";
-	if (durable && fsync(fd) < 0)
-		goto error;
-	*step_r = "close";
-	e = close(fd);
-	fd = -1;
-	if (e < 0)
-		goto error;
-	*step_r = "rename";
-	if (renameat(rootfd, tmp, rootfd, name) < 0)
-		goto error;
-	*step_r = "fsync of the root";
-	if (durable && fsync(rootfd) < 0)
-		return -1; /* renamed, maybe not durably: the caller must not go on */
-	return 0;
-error:
-	e = errno;
-	if (fd >= 0)
-		close(fd);
-	unlinkat(rootfd, tmp, 0);
-	errno = e;
-	return -1;
-}
-
-int maildir_journal_write(const char *dir, const struct maildir_snapshot *snap,
-                          const unsigned char *del, const char **error_r)
-{
-	size_t n = 0, len = MAILDIR_JOURNAL_HDR_SIZE, off;
-	unsigned char *buf;
-	const char *step;
-	int rootfd, rc, e;
-
-	for (size_t i = 0; i < snap->count; i++) {
-		const char *b;
-
-		if (!del[i])
-			continue;
-		n++;
-		len += 2 + mindex_rec_base(&snap->arena, &snap->msgs[i], &b);
-	}
-	if (n == 0)
-		return MAILDIR_OK;
-	if ((buf = malloc(len)) == NULL)
-		return fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: %s: out of memory", dir,
-		            MAILDIR_JOURNAL_NAME);
-	memcpy(buf, MAILDIR_JOURNAL_MAGIC, 8);
-	le_put(buf + 8, MAILDIR_JOURNAL_VERSION, 4);
-	le_put(buf + 12, n, 4);
-	le_put(buf + 16, len, 8);
-	off = MAILDIR_JOURNAL_HDR_SIZE;
-	for (size_t i = 0; i < snap->count; i++) {
-		const char *b;
-		size_t bl;
-
-		if (!del[i])
-			continue;
-		bl = mindex_rec_base(&snap->arena, &snap->msgs[i], &b);
-		le_put(buf + off, bl, 2);
-		memcpy(buf + off + 2, b, bl);
-		off += 2 + bl;
-	}
-	le_put(buf + 24, journal_crc(buf, len), 4);
-	if ((rc = root_open(dir, &rootfd, error_r)) != MAILDIR_OK) {
-		free(buf);
-		return rc;
-	}
-	rc = replace_file(rootfd, MAILDIR_JOURNAL_TMP_NAME, MAILDIR_JOURNAL_NAME, buf, len, true,
-	                  &step);
-	e = errno;
-	free(buf);
-	if (rc < 0 && strcmp(step, "fsync of the root") == 0) {
-		/* In place but perhaps not durable: take it back, so nothing is removed on a
-		 * journal a power cut could lose. */
-		unlinkat(rootfd, MAILDIR_JOURNAL_NAME, 0);
-	}
-	close(rootfd);
-	errno = e;
-	if (rc < 0)
-		return fail(err_class(e), error_r, "maildir %s: %s: %s: %s", dir,
-		            MAILDIR_JOURNAL_NAME, step, strerror(e));
-	return MAILDIR_OK;
-}
-
-/* fsync new/ and cur/ of ROOTFD: the unlinks are durable before the journal that vouches for
- * them goes. */
-static int sync_subdirs(int rootfd, const char *dir, const char **error_r)
-{
-	for (int s = 0; s < 2; s++) {
-		int fd = openat(rootfd, maildir_subdirs[s], O_RDONLY | O_DIRECTORY | O_CLOEXEC), e;
-
-		if (fd < 0 && errno == ENOENT)
-			continue;
-		if (fd < 0 || fsync(fd) < 0) {
-			e = errno;
-			if (fd >= 0)
-				close(fd);
-			errno = e;
-			return fail(err_class(e), error_r, "maildir %s/%s: fsync: %s", dir,
-			            maildir_subdirs[s], strerror(e));
-		}
-		close(fd);
-	}
-	return MAILDIR_OK;
-}
-
-static int journal_remove(int rootfd, const char *dir, const char **error_r)
-{
-	int rc = sync_subdirs(rootfd, dir, error_r), e;
-
-	if (rc != MAILDIR_OK)
-		return rc;
-	if (unlinkat(rootfd, MAILDIR_JOURNAL_NAME, 0) < 0 && errno != ENOENT) {
-		e = errno;
-		return fail(err_class(e), error_r, "maildir %s: unlink %s: %s", dir,
-		            MAILDIR_JOURNAL_NAME, strerror(e));
-	}
-	if (fsync(rootfd) < 0) {
-		e = errno;
-		return fail(err_class(e), error_r, "maildir %s: fsync: %s", dir, strerror(e));
-	}
-	return MAILDIR_OK;
-}
-
-int maildir_journal_finish(const char *dir, const char **error_r)
-{
-	int rootfd, rc = root_open(dir, &rootfd, error_r);
-
-	if (rc != MAILDIR_OK)
-		return rc;
-	rc = journal_remove(rootfd, dir, error_r);
-	close(rootfd);
-	return rc;
-}
-
-/* One journalled base name, pointing into the journal buffer. */
-struct jname {
-	const char *p;
-	size_t len;
-};
-
-static int jname_cmp(const void *pa, const void *pb)
-{
-	const struct jname *a = pa, *b = pb;
-
-	if (a->len != b->len)
-		return a->len < b->len ? -1 : 1;
-	return memcmp(a->p, b->p, a->len);
-}
-
-/* Check a journal BUF[0..LEN) and collect its names into *NAMES_R (malloc'd, sorted). NULL when
- * it is fine, else why not. */
-static const char *journal_parse(const unsigned char *buf, size_t len, struct jname **names_r,
-                                 size_t *n_r)
-{
-	struct jname *names;
-	uint64_t count;
-	size_t off = MAILDIR_JOURNAL_HDR_SIZE;
-
-	*names_r = NULL;
-	if (len < MAILDIR_JOURNAL_HDR_SIZE || memcmp(buf, MAILDIR_JOURNAL_MAGIC, 8) != 0)
-		return "not a journal";
-	if (le_get(buf + 8, 4) != MAILDIR_JOURNAL_VERSION)
-		return "unknown version";
-	if (le_get(buf + 16, 8) != len)
-		return "length does not match (torn write)";
-	if (le_get(buf + 24, 4) != journal_crc(buf, len))
-		return "checksum mismatch";
-	count = le_get(buf + 12, 4);
-	if (count == 0 || count > MAILDROP_MESSAGES_MAX)
-		return "absurd entry count";
-	if ((names = calloc((size_t)count, sizeof(*names))) == NULL)
-		return "out of memory";
-	for (size_t i = 0; i < count; i++) {
-		size_t nl;
-
-		if (len - off < 2 || (nl = (size_t)le_get(buf + off, 2)) == 0 ||
-		    nl > MINDEX_NAME_MAX || len - off - 2 < nl) {
-			free(names);
-			return "entry out of bounds";
-		}
-		names[i].p = (const char *)buf + off + 2;
-		names[i].len = nl;
-		if (names[i].p[0] == '.' || memchr(names[i].p, '/', nl) != NULL ||
-		    memchr(names[i].p, '\0', nl) != NULL) {
-			free(names);
-			return "bad file name";
-		}
-		off += 2 + nl;
-	}
-	if (off != len) {
-		free(names);
-		return "trailing octets";
-	}
-	qsort(names, (size_t)count, sizeof(*names), jname_cmp);
-	*names_r = names;
-	*n_r = (size_t)count;
-	return NULL;
-}
-
-/* Read ROOTFD/gannet.update whole into *BUF_R (malloc'd). 1 read, 0 absent, -1 with errno. */
-static int journal_read(int rootfd, unsigned char **buf_r, size_t *len_r)
-{
-	int fd =
-	    openat(rootfd, MAILDIR_JOURNAL_NAME, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	unsigned char *buf;
-	struct stat st;
-	size_t got = 0;
-	int e;
-
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -1;
-	if (fstat(fd, &st) < 0)
-		goto error;
-	errno = EINVAL;
-	if (!S_ISREG(st.st_mode) || (uint64_t)st.st_size > MAILDIR_JOURNAL_MAX)
-		goto error;
-	/* One octet more than the size: a file that grew reads as too long. */
-	if ((buf = malloc((size_t)st.st_size + 1)) == NULL)
-		goto error;
-	for (;;) {
-		ssize_t n = read(fd, buf + got, (size_t)st.st_size + 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			e = errno;
-			free(buf);
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (n == 0 || (got += (size_t)n) > (size_t)st.st_size)
-			break;
-	}
-	close(fd);
-	*buf_r = buf;
-	*len_r = got;
-	return 1;
-error:
-	e = errno;
-	close(fd);
-	errno = e;
-	return -1;
-}
-
-/* Remove from ROOTFD's new/ and cur/ every file whose base name is in NAMES. */
-static int journal_apply(int rootfd, const char *dir, const struct jname *names, size_t n,
-                         size_t *removed_r, const char **error_r)
-{
-	for (int s = 0; s < 2; s++) {
-		int dfd = openat(rootfd, maildir_subdirs[s], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		struct dirent *de;
-		DIR *d;
-		int e;
-
-		if (dfd < 0 && errno == ENOENT)
-			continue;
-		if (dfd < 0 || (d = fdopendir(dfd)) == NULL) {
-			e = errno;
-			if (dfd >= 0)
-				close(dfd);
-			return fail(err_class(e), error_r, "maildir %s/%s: open: %s", dir,
-			            maildir_subdirs[s], strerror(e));
-		}
-		for (;;) {
-			struct jname key;
-
-			errno = 0;
-			if ((de = readdir(d)) == NULL)
-				break;
-			if (de->d_name[0] == '.')
-				continue;
-			key.p = de->d_name;
-			key.len = maildir_base_len(de->d_name, strlen(de->d_name));
-			if (bsearch(&key, names, n, sizeof(*names), jname_cmp) == NULL)
-				continue;
-			if (unlinkat(dirfd(d), de->d_name, 0) == 0)
-				(*removed_r)++;
-			else if (errno != ENOENT)
-				break;
-			errno = 0;
-		}
-		e = errno;
-		closedir(d);
-		if (e != 0)
-			return fail(err_class(e), error_r, "maildir %s/%s: finishing UPDATE: %s",
-			            dir, maildir_subdirs[s], strerror(e));
-	}
-	return MAILDIR_OK;
-}
-
-int maildir_journal_recover(const char *dir, size_t *removed_r, bool *ignored_r,
-                            const char **error_r)
-{
-	unsigned char *buf = NULL;
-	struct jname *names = NULL;
-	const char *why;
-	size_t len = 0, n = 0;
-	int rootfd, rc, r, e;
-
-	*removed_r = 0;
-	*ignored_r = false;
-	if ((rc = root_open(dir, &rootfd, error_r)) != MAILDIR_OK)
-		return rc;
-	/* A temporary is a journal that never got renamed: the UPDATE never started. */
-	if (unlinkat(rootfd, MAILDIR_JOURNAL_TMP_NAME, 0) == 0)
-		*ignored_r = true;
-	r = journal_read(rootfd, &buf, &len);
-	if (r == 0) {
-		close(rootfd);
-		return MAILDIR_OK;
-	}
-	if (r < 0 && errno != EINVAL) {
-		e = errno;
-		close(rootfd);
-		return fail(err_class(e), error_r, "maildir %s: read %s: %s", dir,
-		            MAILDIR_JOURNAL_NAME, strerror(e));
-	}
-	why = r < 0 ? "not a regular file of plausible size" : journal_parse(buf, len, &names, &n);
-	if (why != NULL && strcmp(why, "out of memory") == 0) {
-		free(buf);
-		close(rootfd);
-		return fail(MAILDIR_ERR_TEMP, error_r, "maildir %s: %s: out of memory", dir,
-		            MAILDIR_JOURNAL_NAME);
-	}
-	if (why != NULL) {
-		log_warnx("maildir %s: %s ignored, nothing deleted: %s", dir, MAILDIR_JOURNAL_NAME,
-		          why);
-		*ignored_r = true;
-		rc = MAILDIR_OK;
-		if (unlinkat(rootfd, MAILDIR_JOURNAL_NAME, 0) < 0 && errno != ENOENT) {
-			e = errno;
-			rc = fail(err_class(e), error_r, "maildir %s: unlink %s: %s", dir,
-			          MAILDIR_JOURNAL_NAME, strerror(e));
-		}
-	} else {
-		rc = journal_apply(rootfd, dir, names, n, removed_r, error_r);
-		if (rc == MAILDIR_OK)
-			rc = journal_remove(rootfd, dir, error_r);
-		if (rc == MAILDIR_OK)
-			log_info("maildir %s: interrupted UPDATE finished: %zu of %zu journalled "
-			         "messages removed now",
-			         dir, *removed_r, n);
-	}
-	free(names);
-	free(buf);
-	close(rootfd);
-	return rc;
-}
-
-/* ---- policies ---- */
-
-size_t maildir_expire_mark(const struct maildir_snapshot *snap, unsigned char *del, time_t now,
-                           long days)
-{
-	size_t n = 0;
-	int64_t limit;
-
-	if (days < 0)
-		return 0;
-	limit = (int64_t)days * 86400;
-	for (size_t i = 0; i < snap->count; i++) {
-		int64_t fr = snap->msgs[i].first_retrieved;
-
-		if (del[i] || fr == 0 || (int64_t)now - fr < limit)
-			continue;
-		del[i] = 1;
-		n++;
-	}
-	return n;
-}
-
-time_t maildir_last_login(const char *dir)
-{
-	char path[GANNET_PATH_MAX], text[MAILDIR_LOGIN_FILE_MAX + 1];
-	uint64_t v;
-	ssize_t n;
-	int fd, len;
-
-	len = snprintf(path, sizeof(path), "%s/%s", dir, MAILDIR_LOGIN_NAME);
-	if (len < 0 || (size_t)len >= sizeof(path))
-		return 0;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno != ENOENT)
-			log_warn("maildir %s: %s", dir, MAILDIR_LOGIN_NAME);
-		return 0;
-	}
-	do
-		n = read(fd, text, sizeof(text));
-	while (n < 0 && errno == EINTR);
-	close(fd);
-	if (n < 2 || (size_t)n > MAILDIR_LOGIN_FILE_MAX || text[n - 1] != '\n' ||
-	    strnum_u64(text, (size_t)n - 1, 0, INT64_MAX, &v) < 0) {
-		log_warnx("maildir %s: %s malformed, ignored", dir, MAILDIR_LOGIN_NAME);
-		return 0;
-	}
-	return (time_t)v;
-}
-
-int maildir_set_last_login(const char *dir, time_t now)
-{
-	char text[MAILDIR_LOGIN_FILE_MAX];
-	const char *step;
-	int rootfd, n, rc, e;
-
-	n = snprintf(text, sizeof(text), "%lld\n", (long long)(now < 0 ? 0 : now));
-	if (n < 0 || (size_t)n >= sizeof(text)) {
-		errno = EOVERFLOW;
-		return -1;
-	}
-	rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (rootfd < 0)
-		return -1;
-	/* Not fsync'd: losing the last login time to a power cut costs one early login at most. */
-	rc = replace_file(rootfd, MAILDIR_LOGIN_TMP_NAME, MAILDIR_LOGIN_NAME,
-	                  (const unsigned char *)text, (size_t)n, false, &step);
-	e = errno;
-	close(rootfd);
-	errno = e;
-	return rc;
-}
-
-long maildir_login_wait(time_t last, time_t now, long delay)
-{
-	if (delay <= 0 || last <= 0 || last > now || now - last >= delay)
-		return 0;
-	return delay - (long)(now - last);
 }

@@ -1,5 +1,6 @@
 /* The maildrop lock by kind: flock for one host, or an NFS-safe dotlock made by liblockfile. */
 #include "maildir.h"
+#include "maildir_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -8,6 +9,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,4 +252,84 @@ void maildir_lock_drop(struct maildir_lockh *h)
 		maildir_unlock(h->fd);
 	}
 	h->fd = -1;
+}
+
+/* ---- flock (maildir_lock, maildir_unlock) and maildir_create ---- */
+
+#define LOCK_NAME "gannet.lock"
+
+static int lock_open(const char *path)
+{
+	/* O_NONBLOCK and O_NOFOLLOW: a FIFO or symlink planted as the lock file must not hang or
+	 * redirect us. */
+	return open(path, O_RDONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+}
+
+int maildir_lock(const char *dir)
+{
+	char path[GANNET_PATH_MAX];
+	struct stat st;
+	int fd, n, e;
+
+	/* In the root, beside new/ cur/ tmp/, so that no scan ever lists it. */
+	n = snprintf(path, sizeof(path), "%s/%s", dir, LOCK_NAME);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = lock_open(path);
+	if (fd < 0 && errno == ENOENT) {
+		/* S-019 takes the lock before the scan: a new user's Maildir is created here. */
+		const char *error;
+		int rootfd;
+
+		if (maildir_root_open(dir, &rootfd, &error) != MAILDIR_OK)
+			return -1;
+		close(rootfd);
+		fd = lock_open(path);
+	}
+	if (fd < 0)
+		return -1;
+	if (fstat(fd, &st) < 0)
+		goto error;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto error;
+	}
+	/* flock, not fcntl: the lock belongs to the open file description, so two sessions of the
+	 * same process exclude each other, and the kernel drops it when the holder dies (edge case
+	 * 23). */
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno == EINTR)
+			continue;
+		e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return -2;
+		errno = e;
+		return -1;
+	}
+	return fd;
+error:
+	e = errno;
+	close(fd);
+	errno = e;
+	return -1;
+}
+
+void maildir_unlock(int lockfd)
+{
+	if (lockfd >= 0)
+		close(lockfd);
+}
+
+int maildir_create(const char *dir)
+{
+	const char *error;
+	int rootfd;
+
+	if (maildir_root_open(dir, &rootfd, &error) != MAILDIR_OK)
+		return -1; /* maildir_fail() kept errno */
+	close(rootfd);
+	return 0;
 }
