@@ -7,6 +7,7 @@ import shutil
 import signal
 import socket
 import tempfile
+import time
 
 import pytest
 
@@ -28,6 +29,17 @@ def _uid(pid):
             if line.startswith("Uid:"):
                 return [int(x) for x in line.split()[1:]]
     raise AssertionError("no Uid line")
+
+
+def _settled_uid(pid, want):
+    """_uid(PID), given a moment to become WANT: a per-connection spare login process forked just
+    now may not have dropped its privileges yet (slow under ASan), but must within seconds."""
+    deadline = time.monotonic() + g.t(5)
+    u = _uid(pid)
+    while u != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+        u = _uid(pid)
+    return u
 
 
 def _chown_tree(path, uid, gid):
@@ -92,7 +104,7 @@ def test_children_drop_privileges_and_login_is_chrooted(world_base, isolation):
     assert _uid(kinds["master"][0])[0] == 0
     for kind in ("login", "auth"):
         for pid in kinds[kind]:
-            assert _uid(pid) == [NOBODY.pw_uid] * 4, (kind, pid)
+            assert _settled_uid(pid, [NOBODY.pw_uid] * 4) == [NOBODY.pw_uid] * 4, (kind, pid)
     mail_uids = sorted(_uid(pid)[0] for pid in kinds["mail"])
     if isolation == "shared":
         assert mail_uids == [NOBODY.pw_uid] * len(mail_uids), mail_uids
