@@ -643,10 +643,10 @@ static int examine_parallel(struct scan_ctx *sc)
 			break;
 		started++;
 	}
-	if (started < EXAMINE_THREADS) { /* the started ones cover only part of the records */
-		for (unsigned t = 0; t < started; t++)
-			x[t].rc = MAILDIR_ERR_TEMP; /* stop them early */
-	}
+	/* Fewer threads than slots cover only part of the records: let the started ones finish
+	 * (what they sized is MREC_KNOWN, what vanished MREC_VANISHED) and return 1, so the
+	 * sequential pass does the rest and retries whatever failed. Nothing is written to a
+	 * running thread's state. */
 	for (unsigned t = 0; t < started; t++) {
 		pthread_join(x[t].tid, NULL);
 		if (started == EXAMINE_THREADS && x[t].rc != MAILDIR_OK && rc == MAILDIR_OK)

@@ -118,7 +118,15 @@ def crash_loop(srv, client, certs, tmp_path, kind, rounds, label=None):
     started = time.monotonic()
     killed = finished = mid_transfer = repaired = 0
     tail = span / 2  # from the first delivery of a run to its end
-    for rnd_no in range(ROUNDS):
+    # At least ROUNDS rounds, then more (at most 2 * ROUNDS extra) until the kill mix the test
+    # asks for is reached: where a kill lands is a timing matter, and a slow or busy machine
+    # can finish more runs before their kill time than a quiet one.
+    def covered():
+        return killed >= ROUNDS // 2 and mid_transfer >= ROUNDS // 4
+
+    rnd_no = 0
+    while rnd_no < ROUNDS or (not covered() and rnd_no < 3 * ROUNDS):
+        rnd_no += 1
         # Each round starts with about per_round messages to fetch, so that a kill time drawn
         # over the length of such a fetch can land anywhere in it, QUIT included.
         backlog = len(everything) - count()
@@ -171,7 +179,7 @@ def crash_loop(srv, client, certs, tmp_path, kind, rounds, label=None):
     line = ("crash loop (%s): seed %d, %d rounds: %d killed (%d of them after delivering some "
             "messages), %d finished; %d messages, %d delivered during the loop; %d duplicates, "
             "%d lost, %d unexpected; %d cut-off mbox appends repaired; %.0f s"
-            % (label or kind, seed, ROUNDS, killed, mid_transfer, finished, len(everything), during,
+            % (label or kind, seed, rnd_no, killed, mid_transfer, finished, len(everything), during,
                len(dups), len(lost), len(extra), repaired, time.monotonic() - started))
     print(line)
     if os.environ.get("GANNET_FIGURES"):
@@ -190,6 +198,6 @@ def crash_loop(srv, client, certs, tmp_path, kind, rounds, label=None):
     assert r.returncode == 0, r.stderr
     assert srv.stat("alice") == (0, 0)
     assert collections.Counter(ct.sha(b) for b in local_copies()) == got
-    assert killed >= ROUNDS // 2 and mid_transfer >= ROUNDS // 4, line
+    assert covered(), line
     assert time.monotonic() - started < ct.t(240), line
     return line
