@@ -31,6 +31,7 @@
 #include "tls.h"
 #include "userdb.h"
 #include "utf8.h"
+#include "wthru.h"
 
 /* Bytes queued towards one side of a TLS relay before we stop reading the other side. */
 #define RELAY_HIGH_WATER (256 * 1024)
@@ -57,6 +58,8 @@ struct lconn {
 	int fd;
 	struct bufferevent *bev;
 	struct bufferevent *pair; /* relay towards the mail process */
+	struct wthru wt;          /* writes on a plaintext client socket (wthru.h) */
+	struct wthru pair_wt;     /* writes towards the mail process */
 	bool tls;
 	bool stls; /* TLS was started with STLS */
 	bool trusted;
@@ -130,6 +133,8 @@ static void conn_free(struct lconn *c, const char *reason, bool report)
 	sasl_abort(c);
 	log_info("session=%s ip=%s event=disconnect state=%s reason=%s", c->session, c->ip,
 	         c->state == LS_RELAY ? "relay" : "authorization", reason);
+	wthru_stop(&c->wt);
+	wthru_stop(&c->pair_wt);
 	if (c->bev != NULL)
 		bufferevent_free(c->bev);
 	if (c->pair != NULL)
@@ -788,6 +793,7 @@ static void start_tls(struct lconn *c)
 		conn_free(c, "stls_injection", true);
 		return;
 	}
+	wthru_stop(&c->wt);
 	bufferevent_free(c->bev);
 	c->bev = NULL;
 	ssl = SSL_new(ssl_ctx);
@@ -863,6 +869,7 @@ static void relay_pair_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	/* The mail process closed the session (QUIT, timeout): flush what it said, then close. */
 	relay_move(c->pair, c->bev);
+	wthru_stop(&c->pair_wt);
 	bufferevent_free(c->pair);
 	c->pair = NULL;
 	c->state = LS_CLOSING;
@@ -908,6 +915,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	explicit_bzero(input, sizeof(input));
 	if (!c->tls) {
 		/* The socket now belongs to the mail process; our copy goes. */
+		wthru_stop(&c->wt);
 		bufferevent_free(c->bev);
 		c->bev = NULL;
 		close(c->fd);
@@ -922,6 +930,10 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 		conn_free(c, "relay_failed", false);
 		return;
 	}
+	if (wthru_start(&c->pair_wt, base, c->pair, NULL) < 0) {
+		conn_free(c, "relay_failed", false);
+		return;
+	}
 	set_state(c, LS_RELAY);
 	bufferevent_setcb(c->bev, relay_client_read_cb, relay_client_write_cb,
 	                  relay_client_event_cb, c);
@@ -931,7 +943,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	/* The mail process enforces the idle and write-stall timeouts now. */
 	bufferevent_set_timeouts(c->bev, NULL, NULL);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	bufferevent_enable(c->pair, EV_READ | EV_WRITE);
+	bufferevent_enable(c->pair, EV_READ);
 }
 
 static struct lconn *find_req(uint32_t req_id)
@@ -1125,12 +1137,16 @@ static void new_conn(struct ipc_msg *m)
 			return;
 		}
 		bufferevent_set_timeouts(c->bev, &idle, &stall);
+		if (wthru_start(&c->wt, base, c->bev, &stall) < 0) {
+			conn_free(c, "bufferevent_failed", true);
+			return;
+		}
 		greet(c);
 	}
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	/* Pipelined input is bounded: past this the kernel buffer holds it (back-pressure). */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_LINE_MAX);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(c->bev, implicit ? EV_READ | EV_WRITE : EV_READ);
 }
 
 static void master_cb(evutil_socket_t fd, short what, void *arg)

@@ -26,6 +26,7 @@
 #include "strnum.h"
 #include "userdb.h"
 #include "utf8.h"
+#include "wthru.h"
 
 /* How long a login waits for a maildrop lock that is about to be released: 20 x 50 ms. */
 #define LOCK_RETRIES  20
@@ -48,6 +49,7 @@ struct msess {
 	char maildir[GANNET_PATH_MAX];
 	int fd;
 	struct bufferevent *bev;
+	struct wthru wt; /* writes the replies at once (wthru.h) */
 	struct line_reader lr;
 	unsigned bad;
 	struct maildir_lockh lock;
@@ -97,8 +99,6 @@ static char readbuf[RETR_CHUNK];
  * byte a bare LF) makes libevent allocate 64 KiB chains, under glibc's 128 KiB mmap threshold:
  * bigger chains were mmapped, faulted in and unmapped for every chunk of a 10 MB RETR. */
 #define RETR_ENC_PIECE (16 * 1024)
-/* Bytes one write(2) may carry while a message streams; libevent's default is 16 KiB. */
-#define RETR_WRITE_MAX RETR_HIGH_WATER
 
 static void process_input(struct msess *s);
 static void pump(struct msess *s);
@@ -180,6 +180,7 @@ static void sess_free(struct msess *s, const char *reason)
 		event_free(s->retry_ev);
 	if (s->touch_ev != NULL)
 		event_free(s->touch_ev);
+	wthru_stop(&s->wt);
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->fd >= 0)
@@ -374,7 +375,6 @@ static int start_retr(struct msess *s, size_t idx, bool top, uint64_t lines)
 	s->retr_is_top = top;
 	pop3_enc_init(&s->enc, true, top ? lines : UINT64_MAX);
 	s->busy = true;
-	bufferevent_set_max_single_write(s->bev, RETR_WRITE_MAX);
 	pump(s);
 	return s->busy ? CMD_SUSPEND : CMD_OK;
 }
@@ -893,6 +893,11 @@ static void new_session(struct ipc_msg *m)
 	bufferevent_setwatermark(s->bev, EV_WRITE, RETR_HIGH_WATER / 2, 0);
 	bufferevent_set_timeouts(s->bev, &(struct timeval){conf_idle_timeout(&env->conf), 0},
 	                         &(struct timeval){WRITE_STALL_TIMEOUT_DEFAULT, 0});
+	if (wthru_start(&s->wt, base, s->bev, &(struct timeval){WRITE_STALL_TIMEOUT_DEFAULT, 0}) <
+	    0) {
+		sess_free(s, "bufferevent_failed");
+		return;
+	}
 	/* Commands the client pipelined behind PASS go first. A socket bufferevent keeps its input
 	 * closed to callers, so open it for this one insertion. */
 	evbuffer_unfreeze(bufferevent_get_input(s->bev), 0);
@@ -1006,7 +1011,7 @@ static void open_maildrop(evutil_socket_t fd, short what, void *arg)
 	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
 	         s->snap.total_size);
 	lang_reply(s->bev, s->lang, TXT_LOGGED_IN, s->snap.count, s->snap.total_size);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
 }
 
@@ -1086,7 +1091,7 @@ static void open_mbox(struct msess *s)
 	         s->session, s->ip, s->user, s->tls[0] ? s->tls : "no", s->snap.count,
 	         s->snap.total_size);
 	lang_reply(s->bev, s->lang, TXT_LOGGED_IN, s->snap.count, s->snap.total_size);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_enable(s->bev, EV_READ);
 	process_input(s);
 }
 
