@@ -193,10 +193,15 @@ void bconn_close(struct bconn *c)
 		 * resumable; after QUIT the server has closed cleanly, so say so. */
 		if (!c->failed)
 			SSL_set_shutdown(c->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-		if (!c->failed && slot_sess != NULL && c->slot < n_slot_sess &&
-		    SSL_session_reused(c->ssl) == 0) {
+		/* Keep the newest ticket, as mail clients do: a TLS 1.3 ticket resumes once, and
+		 * every connection, resumed or not, brings a fresh one. */
+		if (!c->failed && slot_sess != NULL && c->slot < n_slot_sess) {
 			SSL_SESSION *s = SSL_get1_session(c->ssl);
 
+			if (s != NULL && !SSL_SESSION_is_resumable(s)) {
+				SSL_SESSION_free(s);
+				s = NULL;
+			}
 			if (s != NULL) {
 				if (slot_sess[c->slot])
 					SSL_SESSION_free(slot_sess[c->slot]);

@@ -27,8 +27,8 @@ void child_init(enum proc_kind kind, struct child_env *env)
 	struct pollfd pfd = {.fd = CHILD_CHANNEL_FD, .events = POLLIN};
 	struct ipc_msg *m = malloc(sizeof(*m));
 	uint32_t version, k, gen, fg;
-	const void *text;
-	size_t textlen;
+	const void *text, *keys;
+	size_t textlen, keyslen;
 	char err[512];
 	char *copy;
 
@@ -49,7 +49,8 @@ void child_init(enum proc_kind kind, struct child_env *env)
 	}
 	if (m->type != MSG_HELLO || ipc_get_u32(m, &version) < 0 || ipc_get_u32(m, &k) < 0 ||
 	    ipc_get_u32(m, &gen) < 0 || ipc_get_u32(m, &fg) < 0 ||
-	    ipc_get_data(m, &text, &textlen) < 0 || ipc_end(m) < 0)
+	    ipc_get_data(m, &text, &textlen) < 0 || ipc_get_data(m, &keys, &keyslen) < 0 ||
+	    ipc_end(m) < 0 || (keyslen != 0 && keyslen != sizeof(env->ticket_keys)))
 		fatalx("malformed hello from the master");
 	if (version != IPC_VERSION)
 		fatalx("IPC version %u from the master, this binary speaks %u", version,
@@ -64,6 +65,11 @@ void child_init(enum proc_kind kind, struct child_env *env)
 	if (conf_parse("(from master)", copy, textlen, &env->conf, err, sizeof(err)) < 0)
 		fatalx("configuration from the master does not parse: %s", err);
 	free(copy);
+	if (keyslen == sizeof(env->ticket_keys)) {
+		memcpy(env->ticket_keys, keys, keyslen);
+		env->have_ticket_keys = true;
+	}
+	explicit_bzero(m, sizeof(*m));
 	free(m);
 	{
 		char name[16];

@@ -7,11 +7,15 @@
 
 #include "conf.h"
 #include "proto.h"
+#include "tls.h"
 
 struct child_env {
 	struct conf conf;
 	uint32_t generation;
 	bool foreground;
+	/* login processes: the generation's TLS session ticket keys (lib/tls.h) */
+	unsigned char ticket_keys[TLS_TICKET_KEYS_LEN];
+	bool have_ticket_keys;
 };
 
 /* Wait (bounded) for MSG_HELLO on CHILD_CHANNEL_FD, check the IPC version and KIND, and parse

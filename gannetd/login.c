@@ -1193,6 +1193,10 @@ void login_main(struct child_env *e)
 	signal(SIGHUP, SIG_IGN);
 	if (env->conf.have_tls && (ssl_ctx = tls_server_ctx(&env->conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
+	if (ssl_ctx != NULL && env->have_ticket_keys &&
+	    tls_set_ticket_keys(ssl_ctx, env->ticket_keys, sizeof(env->ticket_keys)) < 0)
+		fatalx("cannot set the TLS session ticket keys");
+	explicit_bzero(env->ticket_keys, sizeof(env->ticket_keys));
 	child_drop_privileges(env->conf.login_user, "login_user", env->conf.login_chroot);
 	base = event_base_new();
 	if (base == NULL)

@@ -55,6 +55,7 @@ struct generation {
 	struct conf conf;
 	char *text;
 	size_t textlen;
+	unsigned char ticket_keys[TLS_TICKET_KEYS_LEN]; /* shared by its login processes */
 	struct proc *auth;
 	size_t live; /* login + mail processes still running */
 	struct generation *next;
@@ -197,7 +198,9 @@ static struct proc *spawn(enum proc_kind kind, struct generation *g)
 	ipc_put_u32(&msgbuf, g->num);
 	ipc_put_u32(&msgbuf, foreground);
 	ipc_put_data(&msgbuf, g->text, g->textlen);
+	ipc_put_data(&msgbuf, g->ticket_keys, kind == PROC_LOGIN ? sizeof(g->ticket_keys) : 0);
 	proc_send(p, &msgbuf, -1);
+	explicit_bzero(&msgbuf, sizeof(msgbuf));
 
 	if (kind == PROC_AUTH) {
 		g->auth = p;
@@ -392,6 +395,7 @@ static struct generation *new_generation(struct conf *conf, char *text, size_t l
 	g->conf = *conf;
 	g->text = text;
 	g->textlen = len;
+	arc4random_buf(g->ticket_keys, sizeof(g->ticket_keys));
 	g->next = gens;
 	gens = g;
 	return g;

@@ -8,7 +8,8 @@
 /* Every channel starts with MSG_HELLO from the master; IPC_VERSION (lib/ipc.h) is checked there.
  * Fields are listed in the order they are put; "+fd" means a descriptor travels with it. */
 enum msg_type {
-	/* master -> child: u32 version, u32 kind, u32 generation, u32 foreground, data config */
+	/* master -> child: u32 version, u32 kind, u32 generation, u32 foreground, data config,
+	 * data TLS session ticket keys (login processes; empty for the others) */
 	MSG_HELLO = 1,
 	/* master -> child: stop taking work, finish what is open, then exit */
 	MSG_SHUTDOWN,

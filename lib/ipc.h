@@ -12,7 +12,7 @@
 
 /* Bumped whenever a message layout changes; the first message on every channel is a hello that
  * carries it, and a mismatch is fatal for the child (a restarted master with new binaries). */
-#define IPC_VERSION 4
+#define IPC_VERSION 5
 
 struct ipc_msg {
 	uint32_t type;

@@ -56,8 +56,9 @@ SSL_CTX *tls_server_ctx(const struct conf *conf, char *err, size_t errsize)
 		tls_error(err, errsize, "key does not match certificate", conf->tls_key);
 		goto fail;
 	}
-	/* Stateless tickets let a reconnecting client skip the RSA signature; the ticket key lives
-	 * in this process only and changes with every reload. */
+	/* Stateless tickets let a reconnecting client skip the RSA signature. The key is random
+	 * per context; gannetd's login processes replace it with their generation's shared one
+	 * (tls_set_ticket_keys), which changes with every reload. */
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"gannet", 6);
 	/* TLS 1.3 servers send two tickets per handshake by default, each an encryption and a
@@ -67,6 +68,13 @@ SSL_CTX *tls_server_ctx(const struct conf *conf, char *err, size_t errsize)
 fail:
 	SSL_CTX_free(ctx);
 	return NULL;
+}
+
+int tls_set_ticket_keys(SSL_CTX *ctx, const unsigned char *keys, size_t len)
+{
+	if (len != TLS_TICKET_KEYS_LEN)
+		return -1;
+	return SSL_CTX_set_tlsext_ticket_keys(ctx, (void *)keys, (long)len) == 1 ? 0 : -1;
 }
 
 const char *tls_describe(SSL *ssl, char *out, size_t size)

@@ -1,8 +1,10 @@
 """STLS and implicit TLS: S-078..S-080, S-082..S-086, edge 24."""
 
+import re
 import socket
 import ssl
 import threading
+import time
 
 import pytest
 
@@ -219,3 +221,62 @@ def test_tls_session_drop_no_update(server):
     import time
     time.sleep(0.3)
     assert len(server.maildir("alice").contents()) == 1
+
+
+def _tls_open(srv, ctx, session=None):
+    """An implicit-TLS connection offering SESSION; returns (Pop3Conn, ssl socket)."""
+    s = socket.create_connection(("127.0.0.1", srv.tls_port), timeout=g.t(10))
+    ws = ctx.wrap_socket(s, server_hostname="localhost", session=session)
+    c = g.Pop3Conn(ws, server=srv)
+    c.greeting = c.readline()    # the TLS 1.3 ticket came before it, so ws.session has it now
+    assert c.greeting.startswith(b"+OK"), c.greeting
+    return c, ws
+
+
+def _login_pids_of_tls_events(srv):
+    return set(re.findall(r"gannetd/login\[(\d+)\]: session=\S+ ip=\S+ event=tls ",
+                          srv.log_text()))
+
+
+@pytest.mark.parametrize("isolation", ["shared", "per-connection"])
+def test_tls_ticket_resumes_in_any_login_process(server):
+    """One session ticket key for all login processes of a generation (lib/tls.h): a ticket
+    issued by one login process resumes in another. Each connection stays open while the next
+    is made, so the master's least-loaded choice (shared) or a fresh process (per-connection)
+    serves it elsewhere; every resumed connection still logs in."""
+    ctx = server.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    conns = []
+    c, ws = _tls_open(server, ctx)
+    assert not ws.session_reused
+    conns.append(c)
+    for _ in range(3):
+        c, ws = _tls_open(server, ctx, session=ws.session)
+        assert ws.session_reused, "ticket of another login process not accepted"
+        conns.append(c)
+    assert len(_login_pids_of_tls_events(server)) >= 2, server.log_tail()
+    for c in conns:
+        c.login("alice", server.password("alice")) if c is conns[-1] else c.close()
+    assert conns[-1].cmd("STAT") == b"+OK 0 0\r\n"
+    assert conns[-1].quit().startswith(b"+OK")
+
+
+def test_tls_ticket_key_changes_with_reload(server):
+    """A reload makes a new ticket key: tickets issued before it no longer resume (and the
+    connection falls back to a full handshake, nothing fails)."""
+    ctx = server.tls_context()
+    c, ws = _tls_open(server, ctx)
+    old = ws.session
+    c.close()
+    c, ws = _tls_open(server, ctx, session=old)
+    assert ws.session_reused
+    c.close()
+    server.reload()
+    deadline = time.monotonic() + g.t(10)
+    while "event=reloaded" not in server.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "event=reloaded" in server.log_text(), server.log_tail()
+    c, ws = _tls_open(server, ctx, session=old)
+    assert not ws.session_reused
+    c.login("alice", server.password("alice"))
+    assert c.quit().startswith(b"+OK")
