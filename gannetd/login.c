@@ -1,21 +1,20 @@
 /* The login process: TLS, greeting and the AUTHORIZATION state. It never sees the user database
  * or a mailbox: it asks the auth process to check credentials, then hands the session to the
  * master (the socket itself when plaintext; one end of a socketpair that it keeps relaying to the
- * TLS connection otherwise). Chrooted and unprivileged when started as root. */
+ * TLS connection otherwise). Chrooted and unprivileged when started as root. The commands of the
+ * AUTHORIZATION state are in login_cmd.c. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <openssl/err.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
@@ -25,83 +24,33 @@
 #include "ipc.h"
 #include "lang.h"
 #include "log.h"
-#include "mechs.h"
 #include "netaddr.h"
-#include "pop3client.h"
 #include "tls.h"
-#include "userdb.h"
-#include "utf8.h"
+#include "login_int.h"
 #include "wthru.h"
 
 /* Bytes queued towards one side of a TLS relay before we stop reading the other side. */
 #define RELAY_HIGH_WATER (256 * 1024)
 
-enum lstate {
-	LS_HANDSHAKE,  /* implicit TLS or STLS handshake in progress */
-	LS_AUTH,       /* AUTHORIZATION: reading commands */
-	LS_WAIT_AUTH,  /* PASS, APOP or a SASL step sent to the auth process */
-	LS_SASL,       /* AUTH: a challenge went out, reading the client's response line */
-	LS_SASL_FINAL, /* AUTH succeeded with data for the client: waiting for its empty line */
-	LS_STLS,       /* +OK to STLS queued; handshake starts when it is flushed */
-	LS_CLOSING,    /* flushing the last reply */
-	LS_RELAY,      /* logged in over TLS: relaying to the mail process */
-};
-
-/* Longest input line before login: an AUTH line or SASL response (commands are checked against
- * POP3_CMD_MAX after reading). */
-#define LOGIN_LINE_MAX POP3_AUTH_LINE_MAX
-
-struct lconn {
-	uint64_t conn_id;
-	char session[40];
-	char ip[64];
-	int fd;
-	struct bufferevent *bev;
-	struct bufferevent *pair; /* relay towards the mail process */
-	struct wthru wt;          /* writes on a plaintext client socket (wthru.h) */
-	struct wthru pair_wt;     /* writes towards the mail process */
-	bool tls;
-	bool stls; /* TLS was started with STLS */
-	bool trusted;
-	bool utf8;      /* RFC 6856 UTF-8 mode (the UTF8 command) */
-	enum lang lang; /* LANG: the language of reply texts */
-	enum lstate state;
-	struct line_reader lr;
-	unsigned bad;
-	bool have_user;
-	char user[USERNAME_MAX + 1];
-	uint32_t req_id;
-	bool in_sasl;  /* an AUTH exchange is open in the auth process (req_id) */
-	char mech[32]; /* its mechanism, or "PASS" / "APOP" */
-	unsigned char token[AUTH_TOKEN_LEN];  /* LS_SASL_FINAL: the token to hand over after the
-	                                         client's empty line */
-	char apop_ts[APOP_TIMESTAMP_MAX + 1]; /* the greeting's timestamp, "" without APOP */
-	char cb_type[16];                     /* channel binding of this TLS connection */
-	unsigned char cb[64];
-	size_t cb_len;
-	char tlsdesc[96];
-	struct lconn *prev, *next;
-};
-
-static struct child_env *env;
+struct child_env *login_env;
 static struct event_base *base;
 static SSL_CTX *ssl_ctx;
 static struct ipc_queue *master_q;
 static int auth_fd = -1;
 static struct event *auth_ev;
-static struct ipc_queue *auth_q;
+struct ipc_queue *login_auth_q;
 static struct lconn *conns;
 static size_t n_conns;
 static bool draining;
-static uint32_t next_req = 1;
-static struct ipc_msg msgbuf;
+uint32_t login_next_req = 1;
+struct ipc_msg login_msgbuf;
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void start_tls(struct lconn *c);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
-static void process_input(struct lconn *c);
 
-static void set_state(struct lconn *c, enum lstate st)
+void login_set_state(struct lconn *c, enum lstate st)
 {
 	static const char *const names[] = {"handshake",  "authorization", "wait_auth", "sasl",
 	                                    "sasl_final", "stls",          "closing",   "relay"};
@@ -126,11 +75,9 @@ static void exit_check_cb(evutil_socket_t fd, short what, void *arg)
 	maybe_exit();
 }
 
-static void sasl_abort(struct lconn *c);
-
 static void conn_free(struct lconn *c, const char *reason, bool report)
 {
-	sasl_abort(c);
+	login_sasl_abort(c);
 	log_info("session=%s ip=%s event=disconnect state=%s reason=%s", c->session, c->ip,
 	         c->state == LS_RELAY ? "relay" : "authorization", reason);
 	wthru_stop(&c->wt);
@@ -142,9 +89,9 @@ static void conn_free(struct lconn *c, const char *reason, bool report)
 	if (c->fd >= 0)
 		close(c->fd);
 	if (report) {
-		ipc_msg_init(&msgbuf, MSG_CONN_DONE);
-		ipc_put_u64(&msgbuf, c->conn_id);
-		ipc_queue_send(master_q, &msgbuf, -1);
+		ipc_msg_init(&login_msgbuf, MSG_CONN_DONE);
+		ipc_put_u64(&login_msgbuf, c->conn_id);
+		ipc_queue_send(master_q, &login_msgbuf, -1);
 	}
 	if (c->prev != NULL)
 		c->prev->next = c->next;
@@ -166,9 +113,9 @@ static void deferred_free_cb(evutil_socket_t fd, short what, void *arg)
 
 /* The session ends once what is queued has gone out. Never frees C before returning: callers
  * up the stack (the command loop) may still look at it. */
-static void close_after_flush(struct lconn *c)
+void login_close_after_flush(struct lconn *c)
 {
-	set_state(c, LS_CLOSING);
+	login_set_state(c, LS_CLOSING);
 	bufferevent_disable(c->bev, EV_READ);
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
@@ -179,38 +126,31 @@ static void close_after_flush(struct lconn *c)
 	}
 }
 
-static bool plaintext_allowed(const struct lconn *c)
-{
-	return c->tls || c->trusted || !env->conf.disable_plaintext_auth;
-}
-
-/* RFC 1939 §7: a msg-id shaped timestamp, different on every greeting (S-016, S-017): random
- * bytes and a per-process counter, so parallel login processes never repeat one. */
 static void make_apop_timestamp(struct lconn *c)
 {
 	static uint64_t counter;
 	unsigned char rnd[8];
 	char hex[17];
 
-	if (!env->conf.apop || RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (!login_env->conf.apop || RAND_bytes(rnd, sizeof(rnd)) != 1) {
 		c->apop_ts[0] = '\0';
 		return;
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
 	snprintf(c->apop_ts, sizeof(c->apop_ts), "<%s.%llu@%s>", hex, (unsigned long long)++counter,
-	         env->conf.hostname);
+	         login_env->conf.hostname);
 }
 
 static void greet(struct lconn *c)
 {
-	set_state(c, LS_AUTH);
+	login_set_state(c, LS_AUTH);
 	make_apop_timestamp(c);
 	if (c->apop_ts[0] != '\0')
-		client_reply(c->bev, "+OK %s Gannet POP3 server ready %s", env->conf.hostname,
+		client_reply(c->bev, "+OK %s Gannet POP3 server ready %s", login_env->conf.hostname,
 		             c->apop_ts);
 	else
-		client_reply(c->bev, "+OK %s Gannet POP3 server ready", env->conf.hostname);
+		client_reply(c->bev, "+OK %s Gannet POP3 server ready", login_env->conf.hostname);
 }
 
 /* Channel binding data of a finished TLS handshake (RFC 5929, RFC 9266): tls-exporter on TLS
@@ -241,498 +181,9 @@ static void compute_binding(struct lconn *c, SSL *ssl)
 		snprintf(c->cb_type, sizeof(c->cb_type), "tls-unique");
 }
 
-/* Strict base64 (RFC 5034 §4, S-098): the alphabet only, padded, no spaces; "=" alone is an
- * empty response. 0 with *LEN_R, or -1. */
-static int b64_decode(const char *in, size_t len, unsigned char *out, size_t size, size_t *len_r)
-{
-	int n;
-
-	if (len == 1 && in[0] == '=') {
-		*len_r = 0;
-		return 0;
-	}
-	if (len == 0) {
-		*len_r = 0;
-		return 0;
-	}
-	if (!pop3c_b64_valid(in, len) || len / 4 * 3 > size || len > INT_MAX)
-		return -1;
-	n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
-	if (n < 0)
-		return -1;
-	*len_r = (size_t)n - (in[len - 1] == '=') - (in[len - 2] == '=');
-	return 0;
-}
-
-/* Send "+ BASE64" (RFC 5034 §4: exactly "+ " for an empty challenge, S-093). */
-static void send_challenge(struct lconn *c, const void *data, size_t len)
-{
-	struct evbuffer *out = bufferevent_get_output(c->bev);
-	size_t cap = 4 * ((len + 2) / 3) + 1;
-	unsigned char *b64 = malloc(cap);
-
-	if (b64 == NULL) {
-		evbuffer_add(out, "+ \r\n", 4);
-		return;
-	}
-	EVP_EncodeBlock(b64, data, (int)len);
-	evbuffer_add(out, "+ ", 2);
-	evbuffer_add(out, b64, strlen((char *)b64));
-	evbuffer_add(out, "\r\n", 2);
-	free(b64);
-}
-
-static int cmd_capa(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-	static const char head[] = "TOP\r\nUIDL\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\nPIPELINING\r\n";
-	static const char tail[] = "IMPLEMENTATION Gannet\r\n.\r\n";
-
-	if (cmd->argc != 0)
-		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "CAPA"), CMD_ERR;
-	lang_reply(c->bev, c->lang, TXT_CAPA_HEAD);
-	bufferevent_write(c->bev, head, sizeof(head) - 1);
-	if (plaintext_allowed(c))
-		bufferevent_write(c->bev, "USER\r\n", 6);
-	{
-		char line[POP3_RESP_MAX];
-		size_t n = 0;
-
-		for (const struct mech_info *m = mech_table; m->name != NULL; m++) {
-			if (!mech_offered(&env->conf, m, plaintext_allowed(c), c->tls,
-			                  c->cb_len > 0) ||
-			    n + strlen(m->name) + 8 > sizeof(line))
-				continue;
-			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
-			                      n == 0 ? "SASL " : " ", m->name);
-		}
-		if (n > 0) {
-			bufferevent_write(c->bev, line, n);
-			bufferevent_write(c->bev, "\r\n", 2);
-		}
-	}
-	/* STLS is refused after UTF8 (S-089), so it is not offered then. */
-	if (!c->tls && env->conf.have_tls && !c->utf8)
-		bufferevent_write(c->bev, "STLS\r\n", 6);
-	/* RFC 2449 §6.5/§6.7, S-041: before login, the most conservative value with USER (a user's
-	 * own value may differ: userdb_policy_*). Under expire_days = never the smallest per-user
-	 * value is unknown here, so EXPIRE is left to TRANSACTION (EXPIRE NEVER for most users). */
-	if (env->conf.expire_days >= 0)
-		evbuffer_add_printf(bufferevent_get_output(c->bev), "EXPIRE %ld USER\r\n",
-		                    env->conf.expire_days);
-	if (env->conf.login_delay > 0)
-		evbuffer_add_printf(bufferevent_get_output(c->bev), "LOGIN-DELAY %ld USER\r\n",
-		                    env->conf.login_delay);
-	bufferevent_write(c->bev, LANG_CAPA_LINES, sizeof(LANG_CAPA_LINES) - 1);
-	bufferevent_write(c->bev, tail, sizeof(tail) - 1);
-	return CMD_OK;
-}
-
-/* RFC 6856 §2.2, S-132 (UTF8 USER is always offered): a name holding non-ASCII bytes must be
- * UTF-8, is SASLprep'd as a query string and refused when that fails; the prepared form is what
- * the user file holds (userdb_valid_name insists on it). 0 with C->user set, or -1. */
-static int take_user(struct lconn *c, const char *name, size_t len)
-{
-	const char *error;
-
-	if (utf8_is_ascii(name, len)) {
-		if (len > USERNAME_MAX)
-			return -1;
-		memcpy(c->user, name, len);
-		c->user[len] = '\0';
-	} else if (utf8_saslprep(name, len, false, c->user, sizeof(c->user), &error) < 0) {
-		return -1;
-	}
-	return userdb_valid_name(c->user, strlen(c->user), &error);
-}
-
-/* The same for a PASS argument with non-ASCII bytes (S-132). The password itself goes to auth
- * as sent: the hashes in the user file are of the bytes the user typed. */
-static bool password_ok(const char *pw, size_t len)
-{
-	char prepped[PASSWORD_MAX + 1];
-	const char *error;
-	bool ok;
-
-	if (utf8_is_ascii(pw, len))
-		return true;
-	ok = utf8_saslprep(pw, len, false, prepped, sizeof(prepped), &error) == 0;
-	explicit_bzero(prepped, sizeof(prepped));
-	return ok;
-}
-
-/* UTF8 (RFC 6856 §2.1, S-128): AUTHORIZATION only (the mail process refuses it), no arguments.
- * The mode lasts for the session: the handover carries it to the mail process. */
-static int cmd_utf8(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	if (cmd->argc != 0)
-		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "UTF8"), CMD_ERR;
-	c->utf8 = true;
-	lang_reply(c->bev, c->lang, TXT_UTF8_OK);
-	return CMD_OK;
-}
-
-static int cmd_lang(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	return lang_cmd(c->bev, cmd, c->utf8, &c->lang);
-}
-
-static int cmd_user(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	c->have_user = false;
-	if (!plaintext_allowed(c))
-		return lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS), CMD_ERR;
-	if (cmd->argc != 1 || cmd->bad_spacing)
-		return lang_reply(c->bev, c->lang, TXT_USAGE, "USER name"), CMD_ERR;
-	if (take_user(c, cmd->argv[0], cmd->argl[0]) < 0)
-		return lang_reply(c->bev, c->lang, TXT_BAD_USER), CMD_ERR;
-	c->have_user = true;
-	/* The same answer for every valid name, so USER does not reveal who exists (S-025). */
-	client_reply(c->bev, "+OK");
-	return CMD_OK;
-}
-
-static int cmd_pass(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-	bool had_user = c->have_user;
-
-	/* A PASS always consumes the pending USER, right or wrong (S-027). */
-	c->have_user = false;
-	if (!had_user)
-		return lang_reply(c->bev, c->lang, TXT_USER_FIRST), CMD_ERR;
-	if (!plaintext_allowed(c))
-		return lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF), CMD_ERR;
-	if (cmd->rest == NULL || cmd->rest_len == 0)
-		return lang_reply(c->bev, c->lang, TXT_USAGE, "PASS password"), CMD_ERR;
-	if (!password_ok(cmd->rest, cmd->rest_len))
-		return lang_reply(c->bev, c->lang, TXT_BAD_PASSWORD), CMD_ERR;
-	if (auth_q == NULL) {
-		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
-		return CMD_OK;
-	}
-	c->req_id = next_req++;
-	snprintf(c->mech, sizeof(c->mech), "PASS");
-	ipc_msg_init(&msgbuf, MSG_AUTH_REQ);
-	ipc_put_u32(&msgbuf, c->req_id);
-	ipc_put_u32(&msgbuf, AUTH_METHOD_PASS);
-	ipc_put_str(&msgbuf, c->user);
-	ipc_put_data(&msgbuf, cmd->rest, cmd->rest_len);
-	ipc_put_str(&msgbuf, "");
-	ipc_put_str(&msgbuf, c->ip);
-	ipc_put_str(&msgbuf, c->session);
-	ipc_queue_send(auth_q, &msgbuf, -1);
-	explicit_bzero(msgbuf.data, msgbuf.len);
-	explicit_bzero((void *)cmd->rest, cmd->rest_len);
-	set_state(c, LS_WAIT_AUTH);
-	return CMD_SUSPEND;
-}
-
-/* APOP name digest (RFC 1939 §7), only when the greeting carried a timestamp. */
-static int cmd_apop(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	c->have_user = false;
-	if (c->apop_ts[0] == '\0')
-		return lang_reply(c->bev, c->lang, TXT_APOP_OFF), CMD_ERR;
-	if (cmd->argc != 2 || cmd->bad_spacing || cmd->argl[1] != 32)
-		return lang_reply(c->bev, c->lang, TXT_USAGE, "APOP name digest"), CMD_ERR;
-	/* The APOP name is SASLprep'd like USER's (RFC 6856 §2.2). */
-	if (take_user(c, cmd->argv[0], cmd->argl[0]) < 0)
-		return lang_reply(c->bev, c->lang, TXT_AUTH_FAILED), CMD_ERR;
-	if (auth_q == NULL) {
-		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
-		return CMD_OK;
-	}
-	c->req_id = next_req++;
-	snprintf(c->mech, sizeof(c->mech), "APOP");
-	ipc_msg_init(&msgbuf, MSG_AUTH_REQ);
-	ipc_put_u32(&msgbuf, c->req_id);
-	ipc_put_u32(&msgbuf, AUTH_METHOD_APOP);
-	ipc_put_str(&msgbuf, c->user);
-	ipc_put_data(&msgbuf, cmd->argv[1], cmd->argl[1]);
-	ipc_put_str(&msgbuf, c->apop_ts);
-	ipc_put_str(&msgbuf, c->ip);
-	ipc_put_str(&msgbuf, c->session);
-	ipc_queue_send(auth_q, &msgbuf, -1);
-	set_state(c, LS_WAIT_AUTH);
-	return CMD_SUSPEND;
-}
-
-/* Tell the auth process to forget an open exchange (client "*", a bad line, or a disconnect). */
-static void sasl_abort(struct lconn *c)
-{
-	if (!c->in_sasl)
-		return;
-	c->in_sasl = false;
-	if (auth_q == NULL)
-		return;
-	ipc_msg_init(&msgbuf, MSG_SASL_ABORT);
-	ipc_put_u32(&msgbuf, c->req_id);
-	ipc_queue_send(auth_q, &msgbuf, -1);
-}
-
-/* AUTH (RFC 5034). Bare AUTH lists the mechanisms offered here, one a line. */
-static int cmd_auth(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-	const struct mech_info *m;
-	unsigned char *initial;
-	size_t initial_len = 0;
-	char mech[32];
-
-	c->have_user = false;
-	if (cmd->argc == 0) {
-		struct evbuffer *out = bufferevent_get_output(c->bev);
-
-		lang_reply(c->bev, c->lang, TXT_AUTH_LIST);
-		for (m = mech_table; m->name != NULL; m++)
-			if (mech_offered(&env->conf, m, plaintext_allowed(c), c->tls,
-			                 c->cb_len > 0))
-				evbuffer_add_printf(out, "%s\r\n", m->name);
-		evbuffer_add(out, ".\r\n", 3);
-		return CMD_OK;
-	}
-	if (cmd->argc > 2 || cmd->bad_spacing || cmd->argl[0] >= sizeof(mech))
-		return lang_reply(c->bev, c->lang, TXT_USAGE, "AUTH mechanism [initial-response]"),
-		       CMD_ERR;
-	memcpy(mech, cmd->argv[0], cmd->argl[0]);
-	mech[cmd->argl[0]] = '\0';
-	m = mech_find(mech); /* case-insensitive (S-092) */
-	if (m == NULL || !mech_configured(&env->conf, m))
-		return lang_reply(c->bev, c->lang, TXT_MECH_UNSUPPORTED), CMD_ERR;
-	if (!mech_offered(&env->conf, m, plaintext_allowed(c), c->tls, c->cb_len > 0)) {
-		if (m->needs == MECH_NEEDS_PLAINTEXT)
-			lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS);
-		else
-			lang_reply(c->bev, c->lang, TXT_MECH_NEEDS_TLS, m->name);
-		return CMD_ERR;
-	}
-	if (auth_q == NULL) {
-		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
-		return CMD_OK;
-	}
-	if ((initial = malloc(AUTH_INPUT_MAX)) == NULL) {
-		lang_reply(c->bev, c->lang, TXT_NO_MEMORY);
-		return CMD_OK;
-	}
-	if (cmd->argc == 2 &&
-	    b64_decode(cmd->argv[1], cmd->argl[1], initial, AUTH_INPUT_MAX, &initial_len) < 0) {
-		free(initial);
-		return lang_reply(c->bev, c->lang, TXT_B64_INITIAL), CMD_ERR;
-	}
-	c->req_id = next_req++;
-	c->in_sasl = true;
-	snprintf(c->mech, sizeof(c->mech), "%s", m->name);
-	ipc_msg_init(&msgbuf, MSG_SASL_START);
-	ipc_put_u32(&msgbuf, c->req_id);
-	ipc_put_str(&msgbuf, m->name);
-	ipc_put_u32(&msgbuf, cmd->argc == 2);
-	ipc_put_data(&msgbuf, initial, initial_len);
-	ipc_put_str(&msgbuf, c->ip);
-	ipc_put_str(&msgbuf, c->session);
-	ipc_put_str(&msgbuf, c->cb_type);
-	ipc_put_data(&msgbuf, c->cb, c->cb_len);
-	ipc_queue_send(auth_q, &msgbuf, -1);
-	explicit_bzero(msgbuf.data, msgbuf.len);
-	explicit_bzero(initial, initial_len);
-	free(initial);
-	set_state(c, LS_WAIT_AUTH);
-	return CMD_SUSPEND;
-}
-
-/* One client line during an AUTH exchange: "*" cancels (S-096), anything else is base64. */
-static void sasl_line(struct lconn *c, char *line, size_t len)
-{
-	unsigned char *data;
-	size_t dlen = 0;
-
-	if (len == 1 && line[0] == '*') {
-		sasl_abort(c);
-		set_state(c, LS_AUTH);
-		lang_reply(c->bev, c->lang, TXT_AUTH_CANCELLED);
-		return;
-	}
-	if ((data = malloc(AUTH_INPUT_MAX)) == NULL ||
-	    b64_decode(line, len, data, AUTH_INPUT_MAX, &dlen) < 0) {
-		free(data);
-		sasl_abort(c);
-		set_state(c, LS_AUTH);
-		lang_reply(c->bev, c->lang, TXT_B64_RESPONSE);
-		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
-		                       c->session, c->ip))
-			close_after_flush(c);
-		return;
-	}
-	ipc_msg_init(&msgbuf, MSG_SASL_STEP);
-	ipc_put_u32(&msgbuf, c->req_id);
-	ipc_put_data(&msgbuf, data, dlen);
-	ipc_queue_send(auth_q, &msgbuf, -1);
-	explicit_bzero(msgbuf.data, msgbuf.len);
-	explicit_bzero(data, dlen);
-	free(data);
-	set_state(c, LS_WAIT_AUTH);
-}
-
-static int cmd_quit(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	if (cmd->argc != 0)
-		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "QUIT"), CMD_ERR;
-	lang_reply(c->bev, c->lang, TXT_BYE);
-	return CMD_CLOSE;
-}
-
-static void start_tls(struct lconn *c);
-
-static int cmd_stls(void *arg, struct pop3_cmd *cmd)
-{
-	struct lconn *c = arg;
-
-	if (c->tls)
-		return lang_reply(c->bev, c->lang, TXT_TLS_ACTIVE), CMD_ERR;
-	/* RFC 6856 §2.1, S-089: a client must not start TLS after UTF8. */
-	if (c->utf8)
-		return lang_reply(c->bev, c->lang, TXT_STLS_AFTER_UTF8), CMD_ERR;
-	if (!env->conf.have_tls)
-		return lang_reply(c->bev, c->lang, TXT_TLS_OFF), CMD_ERR;
-	if (cmd->argc != 0)
-		return lang_reply(c->bev, c->lang, TXT_NO_ARGS, "STLS"), CMD_ERR;
-	/* Anything pipelined behind STLS would be read as if it came through TLS: the STARTTLS
-	 * command injection attack (CVE-2011-0411 in SMTP). Refuse the whole connection. */
-	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
-		log_warnx("session=%s ip=%s event=stls_injection action=close", c->session, c->ip);
-		return CMD_CLOSE;
-	}
-	c->have_user = false; /* a name sent in the clear is forgotten (S-082) */
-	lang_reply(c->bev, c->lang, TXT_STLS_GO);
-	set_state(c, LS_STLS);
-	bufferevent_disable(c->bev, EV_READ);
-	return CMD_SUSPEND;
-}
-
-static const struct cmd_def auth_cmds[] = {
-    {"CAPA", cmd_capa, 0},   {"USER", cmd_user, 0},   {"PASS", cmd_pass, 0},
-    {"APOP", cmd_apop, 0},   {"AUTH", cmd_auth, 0},   {"QUIT", cmd_quit, 0},
-    {"STLS", cmd_stls, 0},   {"UTF8", cmd_utf8, 0},   {"LANG", cmd_lang, 0},
-    {"STAT", NULL, CMD_BAD}, {"LIST", NULL, CMD_BAD}, {"RETR", NULL, CMD_BAD},
-    {"DELE", NULL, CMD_BAD}, {"NOOP", NULL, CMD_BAD}, {"RSET", NULL, CMD_BAD},
-    {"TOP", NULL, CMD_BAD},  {"UIDL", NULL, CMD_BAD}, {NULL, NULL, 0},
-};
-
-static void handle_line(struct lconn *c, char *line, size_t len)
-{
-	struct pop3_cmd cmd;
-	const struct cmd_def *def;
-	int r;
-
-	/* Commands are at most 255 octets (RFC 2449 §4), except AUTH: an OAuth bearer token does
-	 * not fit, and XOAUTH2 clients send it as the initial response anyway. */
-	if (len + 2 > POP3_CMD_MAX && !(len > 5 && strncasecmp(line, "AUTH ", 5) == 0)) {
-		explicit_bzero(line, len);
-		client_reply_dropped(c->bev, c->lang, LINE_TOO_LONG);
-		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
-		                       c->session, c->ip))
-			close_after_flush(c);
-		return;
-	}
-	if (pop3_parse_cmd(line, len, &cmd) < 0 ||
-	    (def = cmd_lookup(auth_cmds, cmd.keyword)) == NULL) {
-		lang_reply(c->bev, c->lang, TXT_UNKNOWN_COMMAND);
-		r = CMD_ERR;
-	} else if (def->flags & CMD_BAD) {
-		lang_reply(c->bev, c->lang, TXT_NOT_BEFORE_LOGIN);
-		r = CMD_ERR;
-	} else {
-		r = def->handler(c, &cmd);
-	}
-	explicit_bzero(line, len);
-	if (r == CMD_ERR && client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
-	                                       c->session, c->ip))
-		r = CMD_CLOSE;
-	if (r == CMD_CLOSE)
-		close_after_flush(c);
-}
-
-static void handover(struct lconn *c, const unsigned char *token, size_t toklen);
-
-/* The client's line after the server-final data of a successful AUTH: empty means go on. */
-static void sasl_final_line(struct lconn *c, size_t len)
-{
-	unsigned char token[AUTH_TOKEN_LEN];
-
-	if (len != 0) {
-		explicit_bzero(c->token, sizeof(c->token));
-		set_state(c, LS_AUTH);
-		lang_reply(c->bev, c->lang, TXT_AUTH_CANCELLED);
-		return;
-	}
-	memcpy(token, c->token, sizeof(token));
-	explicit_bzero(c->token, sizeof(c->token));
-	handover(c, token, sizeof(token));
-	explicit_bzero(token, sizeof(token));
-}
-
-static void process_input(struct lconn *c)
-{
-	char *line = malloc(LOGIN_LINE_MAX + 1);
-	size_t len;
-
-	if (line == NULL) {
-		close_after_flush(c);
-		return;
-	}
-	while (c->state == LS_AUTH || c->state == LS_SASL || c->state == LS_SASL_FINAL) {
-		enum lstate st = c->state;
-		struct line_reader *lr = &c->lr;
-		enum line_result r = client_read_line(bufferevent_get_input(c->bev), lr, line,
-		                                      LOGIN_LINE_MAX + 1, &len);
-		if (r == LINE_NEED_MORE)
-			break;
-		if (r == LINE_OK) {
-			if (st == LS_AUTH)
-				handle_line(c, line, len);
-			else if (st == LS_SASL)
-				sasl_line(c, line, len);
-			else if (len == 0) {
-				free(line);
-				sasl_final_line(c, len); /* hands over: C may be gone */
-				return;
-			} else {
-				sasl_final_line(c, len);
-			}
-			explicit_bzero(line, len);
-			continue;
-		}
-		if (st != LS_AUTH) {
-			/* An over-long or broken response ends the exchange (S-099). */
-			sasl_abort(c);
-			explicit_bzero(c->token, sizeof(c->token));
-			set_state(c, LS_AUTH);
-			lang_reply(c->bev, c->lang, TXT_AUTH_MALFORMED);
-		} else {
-			client_reply_dropped(c->bev, c->lang, r);
-		}
-		if (client_bad_command(c->bev, c->lang, &c->bad, env->conf.max_bad_commands,
-		                       c->session, c->ip)) {
-			close_after_flush(c);
-			break;
-		}
-	}
-	free(line);
-}
-
 static void conn_read_cb(struct bufferevent *bev, void *arg)
 {
-	process_input(arg);
+	login_process_input(arg);
 }
 
 static void conn_write_cb(struct bufferevent *bev, void *arg)
@@ -751,7 +202,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
 	if (what & BEV_EVENT_CONNECTED) {
 		SSL *ssl = bufferevent_openssl_get_ssl(bev);
-		struct timeval idle = client_tv(conf_idle_timeout(&env->conf));
+		struct timeval idle = client_tv(conf_idle_timeout(&login_env->conf));
 		struct timeval stall = client_tv(WRITE_STALL_TIMEOUT_DEFAULT);
 
 		c->tls = true;
@@ -762,7 +213,7 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		/* After STLS the greeting is not repeated (RFC 2595 §4); on port 995 it comes now.
 		 */
 		if (c->stls)
-			set_state(c, LS_AUTH);
+			login_set_state(c, LS_AUTH);
 		else
 			greet(c);
 		return;
@@ -810,7 +261,7 @@ static void start_tls(struct lconn *c)
 	}
 	c->fd = -1; /* the TLS bufferevent owns the socket and the SSL object now */
 	c->stls = true;
-	set_state(c, LS_HANDSHAKE);
+	login_set_state(c, LS_HANDSHAKE);
 	bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
 	bufferevent_setwatermark(c->bev, EV_READ, 0, LOGIN_LINE_MAX);
 	bufferevent_set_timeouts(c->bev, &(struct timeval){HANDSHAKE_TIMEOUT, 0},
@@ -878,7 +329,7 @@ static void relay_pair_event_cb(struct bufferevent *bev, short what, void *arg)
 		conn_free(c, "logout", false);
 }
 
-static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
+void login_handover(struct lconn *c, const unsigned char *token, size_t toklen)
 {
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	unsigned char input[HANDOVER_INPUT_MAX];
@@ -887,7 +338,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 
 	if (inlen > sizeof(input)) {
 		lang_reply(c->bev, c->lang, TXT_PIPELINED_LOGIN);
-		close_after_flush(c);
+		login_close_after_flush(c);
 		return;
 	}
 	evbuffer_remove(in, input, inlen);
@@ -895,23 +346,23 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
 			log_warn("socketpair");
 			lang_reply(c->bev, c->lang, TXT_INTERNAL_TEMP);
-			close_after_flush(c);
+			login_close_after_flush(c);
 			return;
 		}
 		pass_fd = sv[0];
 	} else {
 		pass_fd = c->fd;
 	}
-	ipc_msg_init(&msgbuf, MSG_HANDOVER);
-	ipc_put_u64(&msgbuf, c->conn_id);
-	ipc_put_data(&msgbuf, token, toklen);
-	ipc_put_str(&msgbuf, c->session);
-	ipc_put_str(&msgbuf, c->ip);
-	ipc_put_str(&msgbuf, c->tls ? c->tlsdesc : "");
-	ipc_put_u32(&msgbuf, c->utf8);
-	ipc_put_str(&msgbuf, lang_tag(c->lang));
-	ipc_put_data(&msgbuf, input, inlen);
-	ipc_queue_send(master_q, &msgbuf, pass_fd);
+	ipc_msg_init(&login_msgbuf, MSG_HANDOVER);
+	ipc_put_u64(&login_msgbuf, c->conn_id);
+	ipc_put_data(&login_msgbuf, token, toklen);
+	ipc_put_str(&login_msgbuf, c->session);
+	ipc_put_str(&login_msgbuf, c->ip);
+	ipc_put_str(&login_msgbuf, c->tls ? c->tlsdesc : "");
+	ipc_put_u32(&login_msgbuf, c->utf8);
+	ipc_put_str(&login_msgbuf, lang_tag(c->lang));
+	ipc_put_data(&login_msgbuf, input, inlen);
+	ipc_queue_send(master_q, &login_msgbuf, pass_fd);
 	explicit_bzero(input, sizeof(input));
 	if (!c->tls) {
 		/* The socket now belongs to the mail process; our copy goes. */
@@ -934,7 +385,7 @@ static void handover(struct lconn *c, const unsigned char *token, size_t toklen)
 		conn_free(c, "relay_failed", false);
 		return;
 	}
-	set_state(c, LS_RELAY);
+	login_set_state(c, LS_RELAY);
 	bufferevent_setcb(c->bev, relay_client_read_cb, relay_client_write_cb,
 	                  relay_client_event_cb, c);
 	bufferevent_setcb(c->pair, relay_pair_read_cb, relay_pair_write_cb, relay_pair_event_cb, c);
@@ -978,22 +429,22 @@ static void auth_res(struct ipc_msg *m)
 			/* POP3 has no "additional data with success": the data goes out as a
 			 * challenge, the client answers with an empty line (S-100). */
 			memcpy(c->token, token, AUTH_TOKEN_LEN);
-			send_challenge(c, final, final_len);
-			set_state(c, LS_SASL_FINAL);
-			process_input(c);
+			login_send_challenge(c, final, final_len);
+			login_set_state(c, LS_SASL_FINAL);
+			login_process_input(c);
 			return;
 		}
-		handover(c, token, toklen);
+		login_handover(c, token, toklen);
 		return;
 	}
-	set_state(c, LS_AUTH);
+	login_set_state(c, LS_AUTH);
 	if (result == AUTH_TEMPFAIL)
 		lang_reply(c->bev, c->lang, TXT_AUTH_TEMPFAIL);
 	else if (result == AUTH_BLOCKED)
 		lang_reply(c->bev, c->lang, TXT_AUTH_BLOCKED);
 	else
 		lang_reply(c->bev, c->lang, TXT_AUTH_FAILED);
-	process_input(c);
+	login_process_input(c);
 }
 
 static void sasl_challenge(struct ipc_msg *m)
@@ -1009,15 +460,15 @@ static void sasl_challenge(struct ipc_msg *m)
 	}
 	if ((c = find_req(req_id)) == NULL || !c->in_sasl)
 		return;
-	send_challenge(c, data, len);
-	set_state(c, LS_SASL);
-	process_input(c);
+	login_send_challenge(c, data, len);
+	login_set_state(c, LS_SASL);
+	login_process_input(c);
 }
 
 static void auth_cb(evutil_socket_t fd, short what, void *arg)
 {
 	for (int i = 0; i < 64; i++) {
-		int r = ipc_recv(fd, &msgbuf);
+		int r = ipc_recv(fd, &login_msgbuf);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (r <= 0) {
@@ -1025,10 +476,10 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 			 * channel. Logins waiting for an answer get [SYS/TEMP]. */
 			log_warnx("event=auth_channel_lost");
 			event_free(auth_ev);
-			ipc_queue_free(auth_q);
+			ipc_queue_free(login_auth_q);
 			close(auth_fd);
 			auth_ev = NULL;
-			auth_q = NULL;
+			login_auth_q = NULL;
 			auth_fd = -1;
 			for (struct lconn *c = conns, *n; c != NULL; c = n) {
 				n = c->next;
@@ -1036,23 +487,23 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 				if (c->state == LS_WAIT_AUTH || c->state == LS_SASL ||
 				    c->state == LS_SASL_FINAL) {
 					explicit_bzero(c->token, sizeof(c->token));
-					set_state(c, LS_AUTH);
+					login_set_state(c, LS_AUTH);
 					lang_reply(c->bev, c->lang, TXT_AUTH_TEMPFAIL);
-					process_input(c);
+					login_process_input(c);
 				}
 			}
 			return;
 		}
-		if (msgbuf.fd >= 0) {
-			close(msgbuf.fd);
-			msgbuf.fd = -1;
+		if (login_msgbuf.fd >= 0) {
+			close(login_msgbuf.fd);
+			login_msgbuf.fd = -1;
 		}
-		if (msgbuf.type == MSG_AUTH_RES)
-			auth_res(&msgbuf);
-		else if (msgbuf.type == MSG_SASL_CHALLENGE)
-			sasl_challenge(&msgbuf);
+		if (login_msgbuf.type == MSG_AUTH_RES)
+			auth_res(&login_msgbuf);
+		else if (login_msgbuf.type == MSG_SASL_CHALLENGE)
+			sasl_challenge(&login_msgbuf);
 		else
-			log_warnx("event=bad_message from=auth type=%u", msgbuf.type);
+			log_warnx("event=bad_message from=auth type=%u", login_msgbuf.type);
 	}
 }
 
@@ -1066,14 +517,14 @@ static void set_auth_channel(struct ipc_msg *m)
 	}
 	if (auth_ev != NULL) {
 		event_free(auth_ev);
-		ipc_queue_free(auth_q);
+		ipc_queue_free(login_auth_q);
 		close(auth_fd);
 	}
 	auth_fd = m->fd;
 	m->fd = -1;
-	auth_q = ipc_queue_new(base, auth_fd);
+	login_auth_q = ipc_queue_new(base, auth_fd);
 	auth_ev = event_new(base, auth_fd, EV_READ | EV_PERSIST, auth_cb, NULL);
-	if (auth_q == NULL || auth_ev == NULL || event_add(auth_ev, NULL) < 0)
+	if (login_auth_q == NULL || auth_ev == NULL || event_add(auth_ev, NULL) < 0)
 		fatal("event_new");
 }
 
@@ -1101,8 +552,8 @@ static void new_conn(struct ipc_msg *m)
 		snprintf(c->ip, sizeof(c->ip), "unknown");
 	} else {
 		netaddr_ntop((struct sockaddr *)&ss, c->ip, sizeof(c->ip));
-		for (size_t i = 0; i < env->conf.n_trusted; i++)
-			if (netmask_match(&env->conf.trusted[i], (struct sockaddr *)&ss))
+		for (size_t i = 0; i < login_env->conf.n_trusted; i++)
+			if (netmask_match(&login_env->conf.trusted[i], (struct sockaddr *)&ss))
 				c->trusted = true;
 	}
 	line_reader_init(&c->lr, LOGIN_LINE_MAX);
@@ -1128,7 +579,7 @@ static void new_conn(struct ipc_msg *m)
 		bufferevent_set_timeouts(c->bev, &(struct timeval){HANDSHAKE_TIMEOUT, 0},
 		                         &(struct timeval){HANDSHAKE_TIMEOUT, 0});
 	} else {
-		struct timeval idle = client_tv(conf_idle_timeout(&env->conf));
+		struct timeval idle = client_tv(conf_idle_timeout(&login_env->conf));
 		struct timeval stall = client_tv(WRITE_STALL_TIMEOUT_DEFAULT);
 
 		c->bev = bufferevent_socket_new(base, fd, 0);
@@ -1152,28 +603,28 @@ static void new_conn(struct ipc_msg *m)
 static void master_cb(evutil_socket_t fd, short what, void *arg)
 {
 	for (int i = 0; i < 64; i++) {
-		int r = ipc_recv(fd, &msgbuf);
+		int r = ipc_recv(fd, &login_msgbuf);
 		if (r < 0 && (errno == EAGAIN || errno == EINTR))
 			return;
 		if (r <= 0)
 			exit(0); /* the master is gone */
-		switch (msgbuf.type) {
+		switch (login_msgbuf.type) {
 		case MSG_CONN:
-			new_conn(&msgbuf);
+			new_conn(&login_msgbuf);
 			break;
 		case MSG_AUTH_CLIENT:
-			set_auth_channel(&msgbuf);
+			set_auth_channel(&login_msgbuf);
 			break;
 		case MSG_SHUTDOWN:
 			draining = true;
 			maybe_exit();
 			break;
 		default:
-			log_warnx("event=bad_message from=master type=%u", msgbuf.type);
+			log_warnx("event=bad_message from=master type=%u", login_msgbuf.type);
 		}
-		if (msgbuf.fd >= 0) {
-			close(msgbuf.fd);
-			msgbuf.fd = -1;
+		if (login_msgbuf.fd >= 0) {
+			close(login_msgbuf.fd);
+			login_msgbuf.fd = -1;
 		}
 	}
 }
@@ -1188,16 +639,19 @@ void login_main(struct child_env *e)
 	struct event *ev;
 	char err[512];
 
-	env = e;
+	login_env = e;
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	if (env->conf.have_tls && (ssl_ctx = tls_server_ctx(&env->conf, err, sizeof(err))) == NULL)
+	if (login_env->conf.have_tls &&
+	    (ssl_ctx = tls_server_ctx(&login_env->conf, err, sizeof(err))) == NULL)
 		fatalx("%s", err);
-	if (ssl_ctx != NULL && env->have_ticket_keys &&
-	    tls_set_ticket_keys(ssl_ctx, env->ticket_keys, sizeof(env->ticket_keys)) < 0)
+	if (ssl_ctx != NULL && login_env->have_ticket_keys &&
+	    tls_set_ticket_keys(ssl_ctx, login_env->ticket_keys, sizeof(login_env->ticket_keys)) <
+	        0)
 		fatalx("cannot set the TLS session ticket keys");
-	explicit_bzero(env->ticket_keys, sizeof(env->ticket_keys));
-	child_drop_privileges(env->conf.login_user, "login_user", env->conf.login_chroot);
+	explicit_bzero(login_env->ticket_keys, sizeof(login_env->ticket_keys));
+	child_drop_privileges(login_env->conf.login_user, "login_user",
+	                      login_env->conf.login_chroot);
 	base = event_base_new();
 	if (base == NULL)
 		fatal("event_base_new");
@@ -1209,7 +663,7 @@ void login_main(struct child_env *e)
 	if (ev == NULL || event_add(ev, NULL) < 0)
 		fatal("event_new");
 	/* Per-connection logins live for one connection only. */
-	if (env->conf.isolation == ISOLATION_PER_CONNECTION)
+	if (login_env->conf.isolation == ISOLATION_PER_CONNECTION)
 		draining = true;
 	event_base_dispatch(base);
 	fatalx("event loop ended");

@@ -17,6 +17,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "errmsg.h"
 #include "fdio.h"
 #include "log.h"
 #include "strnum.h"
@@ -26,8 +27,7 @@ _Static_assert(sizeof(off_t) == 8, "build with -D_FILE_OFFSET_BITS=64");
 _Static_assert(MAILDROP_MESSAGES_MAX < SIZE_MAX / sizeof(struct mindex_rec), "message cap");
 
 /* Thread-local: sessions scanned by different threads never overwrite each other's message. */
-#define MAILDIR_ERRBUF_SIZE (GANNET_PATH_MAX + 512)
-static _Thread_local char maildir_errbuf[MAILDIR_ERRBUF_SIZE];
+static _Thread_local char maildir_errbuf[ERRMSG_MAX];
 
 int maildir_err_class(int e)
 {
@@ -51,15 +51,14 @@ int maildir_err_class(int e)
 
 int maildir_fail(int cls, const char **error_r, const char *fmt, ...)
 {
-	int e = errno; /* maildir_lock() reports through errno what the scan reports here */
 	va_list ap;
 
+	/* errno survives: maildir_lock() reports through it what the scan reports here */
 	va_start(ap, fmt);
-	vsnprintf(maildir_errbuf, sizeof(maildir_errbuf), fmt, ap);
+	errmsg_vformat(maildir_errbuf, sizeof(maildir_errbuf), fmt, ap);
 	va_end(ap);
 	if (error_r != NULL)
 		*error_r = maildir_errbuf;
-	errno = e;
 	return cls;
 }
 
@@ -591,7 +590,7 @@ struct examiner {
 	pthread_t tid;
 	unsigned k, of; /* records k, k+of, k+2*of ... */
 	int rc;
-	char error[MAILDIR_ERRBUF_SIZE];
+	char error[ERRMSG_MAX];
 };
 
 static void *examiner_run(void *arg)

@@ -15,6 +15,7 @@
 
 #include <lockfile.h>
 
+#include "errmsg.h"
 #include "log.h"
 #include "mbox_int.h"
 
@@ -33,20 +34,17 @@ struct mbox_handle {
 };
 
 /* Thread-local: sessions on different threads never overwrite each other's message. */
-static _Thread_local char mbox_errbuf[GANNET_PATH_MAX + 512];
+static _Thread_local char mbox_errbuf[ERRMSG_MAX];
 
 static unsigned int lock_wait_ms = MBOX_LOCK_WAIT_SECONDS * 1000u;
 
 int mbox_fail(int cls, const char **error_r, const char *fmt, ...)
 {
-	char tmp[sizeof(mbox_errbuf)];
 	va_list ap;
 
-	/* Through a copy, so a caller may pass the previous message as an argument. */
 	va_start(ap, fmt);
-	vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	errmsg_vformat(mbox_errbuf, sizeof(mbox_errbuf), fmt, ap);
 	va_end(ap);
-	memcpy(mbox_errbuf, tmp, sizeof(tmp));
 	if (error_r != NULL)
 		*error_r = mbox_errbuf;
 	return cls;

@@ -22,6 +22,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 
+#include "errmsg.h"
 #include "oauth.h"
 #include "oauth_util.h"
 
@@ -60,14 +61,11 @@ static _Thread_local char load_error[512];
 
 __attribute__((format(printf, 1, 2))) static const char *errf(const char *fmt, ...)
 {
-	char msg[sizeof(load_error)];
 	va_list ap;
 
 	va_start(ap, fmt);
-	/* Through a copy: an argument may be the previous message (a prefix added to it). */
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	errmsg_vformat(load_error, sizeof(load_error), fmt, ap);
 	va_end(ap);
-	memcpy(load_error, msg, sizeof(load_error));
 	return load_error;
 }
 
