@@ -75,9 +75,20 @@ static void exit_check_cb(evutil_socket_t fd, short what, void *arg)
 	maybe_exit();
 }
 
+/* The AUTHORIZATION state goes once it is no longer needed; it may hold a session token. */
+static void free_auth(struct lconn *c)
+{
+	if (c->a == NULL)
+		return;
+	explicit_bzero(c->a, sizeof(*c->a));
+	free(c->a);
+	c->a = NULL;
+}
+
 static void conn_free(struct lconn *c, const char *reason, bool report)
 {
 	login_sasl_abort(c);
+	free_auth(c);
 	log_info("session=%s ip=%s event=disconnect state=%s reason=%s", c->session, c->ip,
 	         c->state == LS_RELAY ? "relay" : "authorization", reason);
 	wthru_stop(&c->wt);
@@ -133,22 +144,22 @@ static void make_apop_timestamp(struct lconn *c)
 	char hex[17];
 
 	if (!login_env->conf.apop || RAND_bytes(rnd, sizeof(rnd)) != 1) {
-		c->apop_ts[0] = '\0';
+		c->a->apop_ts[0] = '\0';
 		return;
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(c->apop_ts, sizeof(c->apop_ts), "<%s.%llu@%s>", hex, (unsigned long long)++counter,
-	         login_env->conf.hostname);
+	snprintf(c->a->apop_ts, sizeof(c->a->apop_ts), "<%s.%llu@%s>", hex,
+	         (unsigned long long)++counter, login_env->conf.hostname);
 }
 
 static void greet(struct lconn *c)
 {
 	login_set_state(c, LS_AUTH);
 	make_apop_timestamp(c);
-	if (c->apop_ts[0] != '\0')
+	if (c->a->apop_ts[0] != '\0')
 		client_reply(c->bev, "+OK %s Gannet POP3 server ready %s", login_env->conf.hostname,
-		             c->apop_ts);
+		             c->a->apop_ts);
 	else
 		client_reply(c->bev, "+OK %s Gannet POP3 server ready", login_env->conf.hostname);
 }
@@ -160,25 +171,26 @@ static void compute_binding(struct lconn *c, SSL *ssl)
 {
 	static const char label[] = "EXPORTER-Channel-Binding";
 
-	c->cb_len = 0;
-	c->cb_type[0] = '\0';
+	c->a->cb_len = 0;
+	c->a->cb_type[0] = '\0';
 	if (SSL_version(ssl) >= TLS1_3_VERSION) {
-		if (SSL_export_keying_material(ssl, c->cb, 32, label, sizeof(label) - 1, NULL, 0,
+		if (SSL_export_keying_material(ssl, c->a->cb, 32, label, sizeof(label) - 1, NULL, 0,
 		                               0) == 1) {
-			c->cb_len = 32;
-			snprintf(c->cb_type, sizeof(c->cb_type), "tls-exporter");
+			c->a->cb_len = 32;
+			snprintf(c->a->cb_type, sizeof(c->a->cb_type), "tls-exporter");
 		}
 		return;
 	}
 	if (SSL_session_reused(ssl) && SSL_get_extms_support(ssl) != 1)
 		return;
 	/* tls-unique is the first Finished message: the client's in a full handshake. */
-	c->cb_len = SSL_session_reused(ssl) ? SSL_get_finished(ssl, c->cb, sizeof(c->cb))
-	                                    : SSL_get_peer_finished(ssl, c->cb, sizeof(c->cb));
-	if (c->cb_len == 0 || c->cb_len > sizeof(c->cb))
-		c->cb_len = 0;
+	c->a->cb_len = SSL_session_reused(ssl)
+	                   ? SSL_get_finished(ssl, c->a->cb, sizeof(c->a->cb))
+	                   : SSL_get_peer_finished(ssl, c->a->cb, sizeof(c->a->cb));
+	if (c->a->cb_len == 0 || c->a->cb_len > sizeof(c->a->cb))
+		c->a->cb_len = 0;
 	else
-		snprintf(c->cb_type, sizeof(c->cb_type), "tls-unique");
+		snprintf(c->a->cb_type, sizeof(c->a->cb_type), "tls-unique");
 }
 
 static void conn_read_cb(struct bufferevent *bev, void *arg)
@@ -206,9 +218,9 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 		struct timeval stall = client_tv(WRITE_STALL_TIMEOUT_DEFAULT);
 
 		c->tls = true;
-		tls_describe(ssl, c->tlsdesc, sizeof(c->tlsdesc));
+		tls_describe(ssl, c->a->tlsdesc, sizeof(c->a->tlsdesc));
 		compute_binding(c, ssl);
-		log_info("session=%s ip=%s event=tls version=%s", c->session, c->ip, c->tlsdesc);
+		log_info("session=%s ip=%s event=tls version=%s", c->session, c->ip, c->a->tlsdesc);
 		bufferevent_set_timeouts(c->bev, &idle, &stall);
 		/* After STLS the greeting is not repeated (RFC 2595 §4); on port 995 it comes now.
 		 */
@@ -358,7 +370,7 @@ void login_handover(struct lconn *c, const unsigned char *token, size_t toklen)
 	ipc_put_data(&login_msgbuf, token, toklen);
 	ipc_put_str(&login_msgbuf, c->session);
 	ipc_put_str(&login_msgbuf, c->ip);
-	ipc_put_str(&login_msgbuf, c->tls ? c->tlsdesc : "");
+	ipc_put_str(&login_msgbuf, c->tls ? c->a->tlsdesc : "");
 	ipc_put_u32(&login_msgbuf, c->utf8);
 	ipc_put_str(&login_msgbuf, lang_tag(c->lang));
 	ipc_put_data(&login_msgbuf, input, inlen);
@@ -385,6 +397,7 @@ void login_handover(struct lconn *c, const unsigned char *token, size_t toklen)
 		conn_free(c, "relay_failed", false);
 		return;
 	}
+	free_auth(c);
 	login_set_state(c, LS_RELAY);
 	bufferevent_setcb(c->bev, relay_client_read_cb, relay_client_write_cb,
 	                  relay_client_event_cb, c);
@@ -400,7 +413,7 @@ void login_handover(struct lconn *c, const unsigned char *token, size_t toklen)
 static struct lconn *find_req(uint32_t req_id)
 {
 	for (struct lconn *c = conns; c != NULL; c = c->next)
-		if (c->state == LS_WAIT_AUTH && c->req_id == req_id)
+		if (c->state == LS_WAIT_AUTH && c->a->req_id == req_id)
 			return c;
 	return NULL;
 }
@@ -420,15 +433,15 @@ static void auth_res(struct ipc_msg *m)
 		return;
 	}
 	if ((c = find_req(req_id)) == NULL)
-		return;     /* the client left while its password was being checked */
-	c->in_sasl = false; /* the auth process closed the exchange */
+		return;        /* the client left while its password was being checked */
+	c->a->in_sasl = false; /* the auth process closed the exchange */
 	if (result == AUTH_OK && toklen == AUTH_TOKEN_LEN) {
 		log_info("session=%s ip=%s event=auth_ok user=%s method=%s tls=%s", c->session,
-		         c->ip, user, c->mech, c->tls ? c->tlsdesc : "no");
+		         c->ip, user, c->a->mech, c->tls ? c->a->tlsdesc : "no");
 		if (final_len > 0) {
 			/* POP3 has no "additional data with success": the data goes out as a
 			 * challenge, the client answers with an empty line (S-100). */
-			memcpy(c->token, token, AUTH_TOKEN_LEN);
+			memcpy(c->a->token, token, AUTH_TOKEN_LEN);
 			login_send_challenge(c, final, final_len);
 			login_set_state(c, LS_SASL_FINAL);
 			login_process_input(c);
@@ -458,7 +471,7 @@ static void sasl_challenge(struct ipc_msg *m)
 		log_warnx("event=bad_message from=auth type=sasl_challenge");
 		return;
 	}
-	if ((c = find_req(req_id)) == NULL || !c->in_sasl)
+	if ((c = find_req(req_id)) == NULL || !c->a->in_sasl)
 		return;
 	login_send_challenge(c, data, len);
 	login_set_state(c, LS_SASL);
@@ -483,10 +496,11 @@ static void auth_cb(evutil_socket_t fd, short what, void *arg)
 			auth_fd = -1;
 			for (struct lconn *c = conns, *n; c != NULL; c = n) {
 				n = c->next;
-				c->in_sasl = false; /* the exchanges died with the process */
+				if (c->a != NULL) /* the exchanges died with the process */
+					c->a->in_sasl = false;
 				if (c->state == LS_WAIT_AUTH || c->state == LS_SASL ||
 				    c->state == LS_SASL_FINAL) {
-					explicit_bzero(c->token, sizeof(c->token));
+					explicit_bzero(c->a->token, sizeof(c->a->token));
 					login_set_state(c, LS_AUTH);
 					lang_reply(c->bev, c->lang, TXT_AUTH_TEMPFAIL);
 					login_process_input(c);
@@ -537,13 +551,14 @@ static void new_conn(struct ipc_msg *m)
 	int fd = m->fd;
 
 	m->fd = -1;
-	if (c == NULL)
+	if (c == NULL || (c->a = calloc(1, sizeof(*c->a))) == NULL)
 		fatal("calloc");
 	if (ipc_get_u64(m, &c->conn_id) < 0 || ipc_get_u32(m, &implicit) < 0 ||
 	    ipc_get_str(m, c->session, sizeof(c->session)) < 0 || ipc_end(m) < 0 || fd < 0) {
 		log_warnx("event=bad_message from=master type=conn");
 		if (fd >= 0)
 			close(fd);
+		free(c->a);
 		free(c);
 		return;
 	}

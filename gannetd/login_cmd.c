@@ -86,7 +86,7 @@ static int cmd_capa(void *arg, struct pop3_cmd *cmd)
 
 		for (const struct mech_info *m = mech_table; m->name != NULL; m++) {
 			if (!mech_offered(&login_env->conf, m, login_plaintext_allowed(c), c->tls,
-			                  c->cb_len > 0) ||
+			                  c->a->cb_len > 0) ||
 			    n + strlen(m->name) + 8 > sizeof(line))
 				continue;
 			n += (size_t)snprintf(line + n, sizeof(line) - n, "%s%s",
@@ -124,12 +124,12 @@ static int take_user(struct lconn *c, const char *name, size_t len)
 	if (utf8_is_ascii(name, len)) {
 		if (len > USERNAME_MAX)
 			return -1;
-		memcpy(c->user, name, len);
-		c->user[len] = '\0';
-	} else if (utf8_saslprep(name, len, false, c->user, sizeof(c->user), &error) < 0) {
+		memcpy(c->a->user, name, len);
+		c->a->user[len] = '\0';
+	} else if (utf8_saslprep(name, len, false, c->a->user, sizeof(c->a->user), &error) < 0) {
 		return -1;
 	}
-	return userdb_valid_name(c->user, strlen(c->user), &error);
+	return userdb_valid_name(c->a->user, strlen(c->a->user), &error);
 }
 
 /* The same for a PASS argument with non-ASCII bytes (S-132). The password itself goes to auth
@@ -171,14 +171,14 @@ static int cmd_user(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
 
-	c->have_user = false;
+	c->a->have_user = false;
 	if (!login_plaintext_allowed(c))
 		return lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS), CMD_ERR;
 	if (cmd->argc != 1 || cmd->bad_spacing)
 		return lang_reply(c->bev, c->lang, TXT_USAGE, "USER name"), CMD_ERR;
 	if (take_user(c, cmd->argv[0], cmd->argl[0]) < 0)
 		return lang_reply(c->bev, c->lang, TXT_BAD_USER), CMD_ERR;
-	c->have_user = true;
+	c->a->have_user = true;
 	/* The same answer for every valid name, so USER does not reveal who exists (S-025). */
 	client_reply(c->bev, "+OK");
 	return CMD_OK;
@@ -187,10 +187,10 @@ static int cmd_user(void *arg, struct pop3_cmd *cmd)
 static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
-	bool had_user = c->have_user;
+	bool had_user = c->a->have_user;
 
 	/* A PASS always consumes the pending USER, right or wrong (S-027). */
-	c->have_user = false;
+	c->a->have_user = false;
 	if (!had_user)
 		return lang_reply(c->bev, c->lang, TXT_USER_FIRST), CMD_ERR;
 	if (!login_plaintext_allowed(c))
@@ -203,12 +203,12 @@ static int cmd_pass(void *arg, struct pop3_cmd *cmd)
 		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
 		return CMD_OK;
 	}
-	c->req_id = login_next_req++;
-	snprintf(c->mech, sizeof(c->mech), "PASS");
+	c->a->req_id = login_next_req++;
+	snprintf(c->a->mech, sizeof(c->a->mech), "PASS");
 	ipc_msg_init(&login_msgbuf, MSG_AUTH_REQ);
-	ipc_put_u32(&login_msgbuf, c->req_id);
+	ipc_put_u32(&login_msgbuf, c->a->req_id);
 	ipc_put_u32(&login_msgbuf, AUTH_METHOD_PASS);
-	ipc_put_str(&login_msgbuf, c->user);
+	ipc_put_str(&login_msgbuf, c->a->user);
 	ipc_put_data(&login_msgbuf, cmd->rest, cmd->rest_len);
 	ipc_put_str(&login_msgbuf, "");
 	ipc_put_str(&login_msgbuf, c->ip);
@@ -225,8 +225,8 @@ static int cmd_apop(void *arg, struct pop3_cmd *cmd)
 {
 	struct lconn *c = arg;
 
-	c->have_user = false;
-	if (c->apop_ts[0] == '\0')
+	c->a->have_user = false;
+	if (c->a->apop_ts[0] == '\0')
 		return lang_reply(c->bev, c->lang, TXT_APOP_OFF), CMD_ERR;
 	if (cmd->argc != 2 || cmd->bad_spacing || cmd->argl[1] != 32)
 		return lang_reply(c->bev, c->lang, TXT_USAGE, "APOP name digest"), CMD_ERR;
@@ -237,14 +237,14 @@ static int cmd_apop(void *arg, struct pop3_cmd *cmd)
 		lang_reply(c->bev, c->lang, TXT_AUTH_UNAVAILABLE);
 		return CMD_OK;
 	}
-	c->req_id = login_next_req++;
-	snprintf(c->mech, sizeof(c->mech), "APOP");
+	c->a->req_id = login_next_req++;
+	snprintf(c->a->mech, sizeof(c->a->mech), "APOP");
 	ipc_msg_init(&login_msgbuf, MSG_AUTH_REQ);
-	ipc_put_u32(&login_msgbuf, c->req_id);
+	ipc_put_u32(&login_msgbuf, c->a->req_id);
 	ipc_put_u32(&login_msgbuf, AUTH_METHOD_APOP);
-	ipc_put_str(&login_msgbuf, c->user);
+	ipc_put_str(&login_msgbuf, c->a->user);
 	ipc_put_data(&login_msgbuf, cmd->argv[1], cmd->argl[1]);
-	ipc_put_str(&login_msgbuf, c->apop_ts);
+	ipc_put_str(&login_msgbuf, c->a->apop_ts);
 	ipc_put_str(&login_msgbuf, c->ip);
 	ipc_put_str(&login_msgbuf, c->session);
 	ipc_queue_send(login_auth_q, &login_msgbuf, -1);
@@ -255,13 +255,13 @@ static int cmd_apop(void *arg, struct pop3_cmd *cmd)
 /* Tell the auth process to forget an open exchange (client "*", a bad line, or a disconnect). */
 void login_sasl_abort(struct lconn *c)
 {
-	if (!c->in_sasl)
+	if (c->a == NULL || !c->a->in_sasl)
 		return;
-	c->in_sasl = false;
+	c->a->in_sasl = false;
 	if (login_auth_q == NULL)
 		return;
 	ipc_msg_init(&login_msgbuf, MSG_SASL_ABORT);
-	ipc_put_u32(&login_msgbuf, c->req_id);
+	ipc_put_u32(&login_msgbuf, c->a->req_id);
 	ipc_queue_send(login_auth_q, &login_msgbuf, -1);
 }
 
@@ -274,14 +274,14 @@ static int cmd_auth(void *arg, struct pop3_cmd *cmd)
 	size_t initial_len = 0;
 	char mech[32];
 
-	c->have_user = false;
+	c->a->have_user = false;
 	if (cmd->argc == 0) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
 
 		lang_reply(c->bev, c->lang, TXT_AUTH_LIST);
 		for (m = mech_table; m->name != NULL; m++)
 			if (mech_offered(&login_env->conf, m, login_plaintext_allowed(c), c->tls,
-			                 c->cb_len > 0))
+			                 c->a->cb_len > 0))
 				evbuffer_add_printf(out, "%s\r\n", m->name);
 		evbuffer_add(out, ".\r\n", 3);
 		return CMD_OK;
@@ -294,7 +294,8 @@ static int cmd_auth(void *arg, struct pop3_cmd *cmd)
 	m = mech_find(mech); /* case-insensitive (S-092) */
 	if (m == NULL || !mech_configured(&login_env->conf, m))
 		return lang_reply(c->bev, c->lang, TXT_MECH_UNSUPPORTED), CMD_ERR;
-	if (!mech_offered(&login_env->conf, m, login_plaintext_allowed(c), c->tls, c->cb_len > 0)) {
+	if (!mech_offered(&login_env->conf, m, login_plaintext_allowed(c), c->tls,
+	                  c->a->cb_len > 0)) {
 		if (m->needs == MECH_NEEDS_PLAINTEXT)
 			lang_reply(c->bev, c->lang, TXT_PLAINTEXT_OFF_STLS);
 		else
@@ -314,18 +315,18 @@ static int cmd_auth(void *arg, struct pop3_cmd *cmd)
 		free(initial);
 		return lang_reply(c->bev, c->lang, TXT_B64_INITIAL), CMD_ERR;
 	}
-	c->req_id = login_next_req++;
-	c->in_sasl = true;
-	snprintf(c->mech, sizeof(c->mech), "%s", m->name);
+	c->a->req_id = login_next_req++;
+	c->a->in_sasl = true;
+	snprintf(c->a->mech, sizeof(c->a->mech), "%s", m->name);
 	ipc_msg_init(&login_msgbuf, MSG_SASL_START);
-	ipc_put_u32(&login_msgbuf, c->req_id);
+	ipc_put_u32(&login_msgbuf, c->a->req_id);
 	ipc_put_str(&login_msgbuf, m->name);
 	ipc_put_u32(&login_msgbuf, cmd->argc == 2);
 	ipc_put_data(&login_msgbuf, initial, initial_len);
 	ipc_put_str(&login_msgbuf, c->ip);
 	ipc_put_str(&login_msgbuf, c->session);
-	ipc_put_str(&login_msgbuf, c->cb_type);
-	ipc_put_data(&login_msgbuf, c->cb, c->cb_len);
+	ipc_put_str(&login_msgbuf, c->a->cb_type);
+	ipc_put_data(&login_msgbuf, c->a->cb, c->a->cb_len);
 	ipc_queue_send(login_auth_q, &login_msgbuf, -1);
 	explicit_bzero(login_msgbuf.data, login_msgbuf.len);
 	explicit_bzero(initial, initial_len);
@@ -358,7 +359,7 @@ static void sasl_line(struct lconn *c, char *line, size_t len)
 		return;
 	}
 	ipc_msg_init(&login_msgbuf, MSG_SASL_STEP);
-	ipc_put_u32(&login_msgbuf, c->req_id);
+	ipc_put_u32(&login_msgbuf, c->a->req_id);
 	ipc_put_data(&login_msgbuf, data, dlen);
 	ipc_queue_send(login_auth_q, &login_msgbuf, -1);
 	explicit_bzero(login_msgbuf.data, login_msgbuf.len);
@@ -396,7 +397,7 @@ static int cmd_stls(void *arg, struct pop3_cmd *cmd)
 		log_warnx("session=%s ip=%s event=stls_injection action=close", c->session, c->ip);
 		return CMD_CLOSE;
 	}
-	c->have_user = false; /* a name sent in the clear is forgotten (S-082) */
+	c->a->have_user = false; /* a name sent in the clear is forgotten (S-082) */
 	lang_reply(c->bev, c->lang, TXT_STLS_GO);
 	login_set_state(c, LS_STLS);
 	bufferevent_disable(c->bev, EV_READ);
@@ -452,13 +453,13 @@ static void sasl_final_line(struct lconn *c, size_t len)
 	unsigned char token[AUTH_TOKEN_LEN];
 
 	if (len != 0) {
-		explicit_bzero(c->token, sizeof(c->token));
+		explicit_bzero(c->a->token, sizeof(c->a->token));
 		login_set_state(c, LS_AUTH);
 		lang_reply(c->bev, c->lang, TXT_AUTH_CANCELLED);
 		return;
 	}
-	memcpy(token, c->token, sizeof(token));
-	explicit_bzero(c->token, sizeof(c->token));
+	memcpy(token, c->a->token, sizeof(token));
+	explicit_bzero(c->a->token, sizeof(c->a->token));
 	login_handover(c, token, sizeof(token));
 	explicit_bzero(token, sizeof(token));
 }
@@ -497,7 +498,7 @@ void login_process_input(struct lconn *c)
 		if (st != LS_AUTH) {
 			/* An over-long or broken response ends the exchange (S-099). */
 			login_sasl_abort(c);
-			explicit_bzero(c->token, sizeof(c->token));
+			explicit_bzero(c->a->token, sizeof(c->a->token));
 			login_set_state(c, LS_AUTH);
 			lang_reply(c->bev, c->lang, TXT_AUTH_MALFORMED);
 		} else {

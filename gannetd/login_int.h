@@ -35,6 +35,24 @@ enum lstate {
  * POP3_CMD_MAX after reading). */
 #define LOGIN_LINE_MAX POP3_AUTH_LINE_MAX
 
+/* What only AUTHORIZATION needs. It lives apart from struct lconn and is freed when a TLS
+ * session moves to the relay: an idle logged-in TLS connection then holds the OpenSSL object,
+ * two bufferevents and the small struct lconn, about 0.6 KiB less than with these inline. */
+struct lauth {
+	bool have_user;
+	char user[USERNAME_MAX + 1];
+	uint32_t req_id;
+	bool in_sasl;  /* an AUTH exchange is open in the auth process (req_id) */
+	char mech[32]; /* its mechanism, or "PASS" / "APOP" */
+	unsigned char token[AUTH_TOKEN_LEN];  /* LS_SASL_FINAL: the token to hand over after the
+	                                         client's empty line */
+	char apop_ts[APOP_TIMESTAMP_MAX + 1]; /* the greeting's timestamp, "" without APOP */
+	char cb_type[16];                     /* channel binding of this TLS connection */
+	unsigned char cb[64];
+	size_t cb_len;
+	char tlsdesc[96];
+};
+
 struct lconn {
 	uint64_t conn_id;
 	char session[40];
@@ -52,18 +70,7 @@ struct lconn {
 	enum lstate state;
 	struct line_reader lr;
 	unsigned bad;
-	bool have_user;
-	char user[USERNAME_MAX + 1];
-	uint32_t req_id;
-	bool in_sasl;  /* an AUTH exchange is open in the auth process (req_id) */
-	char mech[32]; /* its mechanism, or "PASS" / "APOP" */
-	unsigned char token[AUTH_TOKEN_LEN];  /* LS_SASL_FINAL: the token to hand over after the
-	                                         client's empty line */
-	char apop_ts[APOP_TIMESTAMP_MAX + 1]; /* the greeting's timestamp, "" without APOP */
-	char cb_type[16];                     /* channel binding of this TLS connection */
-	unsigned char cb[64];
-	size_t cb_len;
-	char tlsdesc[96];
+	struct lauth *a; /* until the relay starts, then NULL */
 	struct lconn *prev, *next;
 };
 

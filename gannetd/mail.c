@@ -100,6 +100,7 @@ static void sess_free(struct msess *s, const char *reason)
 	mbox_snapshot_free(&s->msnap);
 	mbox_close(s->mbox);
 	free(s->deleted);
+	free(s->maildir);
 	ipc_msg_init(&msgbuf, MSG_CONN_DONE);
 	ipc_put_u64(&msgbuf, s->conn_id);
 	ipc_queue_send(master_q, &msgbuf, -1);
@@ -262,6 +263,7 @@ static void new_session(struct ipc_msg *m)
 	struct msess *s = calloc(1, sizeof(*s));
 	uint32_t uid, gid, expire_w, delay_w, utf8_w;
 	char lang[LANG_TAG_MAX + 1];
+	char maildir[GANNET_PATH_MAX];
 	bool has_expire, has_delay;
 	long expire, delay;
 	const void *input;
@@ -277,12 +279,12 @@ static void new_session(struct ipc_msg *m)
 	    ipc_get_str(m, s->ip, sizeof(s->ip)) < 0 ||
 	    ipc_get_str(m, s->tls, sizeof(s->tls)) < 0 ||
 	    ipc_get_str(m, s->user, sizeof(s->user)) < 0 || ipc_get_u32(m, &uid) < 0 ||
-	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, s->maildir, sizeof(s->maildir)) < 0 ||
+	    ipc_get_u32(m, &gid) < 0 || ipc_get_str(m, maildir, sizeof(maildir)) < 0 ||
 	    ipc_get_u32(m, &expire_w) < 0 || ipc_get_u32(m, &delay_w) < 0 ||
 	    ipc_get_u32(m, &utf8_w) < 0 || ipc_get_str(m, lang, sizeof(lang)) < 0 ||
 	    lang_from_tag(lang) < 0 || (lang_needs_utf8(lang_from_tag(lang)) && !utf8_w) ||
 	    ipc_get_data(m, &input, &inlen) < 0 || ipc_end(m) < 0 || s->fd < 0 ||
-	    (s->maildir[0] != '/' && strncmp(s->maildir, "mbox:/", 6) != 0) ||
+	    (maildir[0] != '/' && strncmp(maildir, "mbox:/", 6) != 0) ||
 	    policy_from_wire(expire_w, USERDB_EXPIRE_DAYS_MAX, true, &has_expire, &expire) < 0 ||
 	    policy_from_wire(delay_w, USERDB_LOGIN_DELAY_MAX, false, &has_delay, &delay) < 0) {
 		log_warnx("event=bad_message from=master type=session");
@@ -291,6 +293,8 @@ static void new_session(struct ipc_msg *m)
 		free(s);
 		return;
 	}
+	if ((s->maildir = strdup(maildir)) == NULL)
+		fatal("strdup");
 	s->is_mbox = strncmp(s->maildir, "mbox:", 5) == 0;
 	s->utf8 = utf8_w != 0;
 	s->lang = (enum lang)lang_from_tag(lang);

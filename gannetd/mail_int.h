@@ -28,7 +28,7 @@ struct msess {
 	char ip[64];
 	char tls[96];
 	char user[USERNAME_MAX + 1];
-	char maildir[GANNET_PATH_MAX];
+	char *maildir; /* heap, exact size: idle sessions are many */
 	int fd;
 	struct bufferevent *bev;
 	struct wthru wt; /* writes the replies at once (wthru.h) */

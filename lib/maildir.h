@@ -169,7 +169,8 @@ struct maildir_lockh {
 	enum maildir_lock_kind kind;
 	dev_t dev; /* dotlock: the lock file we made, to tell it from a successor's */
 	ino_t ino;
-	char path[GANNET_PATH_MAX];
+	char *path; /* dotlock: its file name (heap, exact size: a held lock lives as long as a
+	               POP3 session, and sessions are many); NULL otherwise */
 };
 
 /* Take the lock of DIR of KIND, never waiting (a held lock is -2 at once; the caller retries if

@@ -8,6 +8,7 @@
 #include <lockfile.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -173,9 +174,12 @@ static int dotlock_sane(const char *path)
 
 static int dotlock_take(const char *dir, struct maildir_lockh *h)
 {
+	char path[GANNET_PATH_MAX];
 	int r;
 
-	if (dotlock_path(dir, h->path, sizeof(h->path)) < 0)
+	if (dotlock_path(dir, path, sizeof(path)) < 0)
+		return -1;
+	if ((h->path = strdup(path)) == NULL)
 		return -1;
 	/* liblockfile runs the setgid-mail dotlockfile helper when it cannot write the directory:
 	 * a mail process must never fork that, so a missing or foreign Maildir stops here. */
@@ -200,15 +204,28 @@ static int dotlock_take(const char *dir, struct maildir_lockh *h)
 	return dotlock_claim(h);
 }
 
+static void dotlock_forget(struct maildir_lockh *h)
+{
+	int e = errno;
+
+	free(h->path);
+	h->path = NULL;
+	errno = e;
+}
+
 int maildir_lock_mode(const char *dir, enum maildir_lock_kind kind, struct maildir_lockh *h)
 {
 	int r;
 
 	h->fd = -1;
 	h->kind = kind;
-	h->path[0] = '\0';
-	if (kind == MAILDIR_LOCK_DOTLOCK)
-		return dotlock_take(dir, h);
+	h->path = NULL;
+	if (kind == MAILDIR_LOCK_DOTLOCK) {
+		r = dotlock_take(dir, h);
+		if (r < 0)
+			dotlock_forget(h);
+		return r;
+	}
 	r = maildir_lock(dir);
 	if (r < 0)
 		return r;
@@ -237,6 +254,7 @@ int maildir_lock_refresh(struct maildir_lockh *h)
 	log_warnx("event=lock_lost lock=%s", h->path);
 	close(h->fd);
 	h->fd = -1;
+	dotlock_forget(h);
 	return -1;
 }
 
@@ -248,6 +266,7 @@ void maildir_lock_drop(struct maildir_lockh *h)
 		if (dotlock_ours(h))
 			lockfile_remove(h->path);
 		close(h->fd);
+		dotlock_forget(h);
 	} else {
 		maildir_unlock(h->fd);
 	}
