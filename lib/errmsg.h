@@ -13,7 +13,8 @@
 #define ERRMSG_MAX (GANNET_PATH_MAX + 512)
 
 /* Format FMT into BUF (SIZE <= ERRMSG_MAX bytes, cut to fit) through a copy, so that an argument
- * may be BUF's own previous message (a prefix added to it). errno is left as it was. BUF. */
+ * may be BUF's own previous message (a prefix added to it). errno is left as it was.
+ * Returns BUF. */
 const char *errmsg_vformat(char *buf, size_t size, const char *fmt, va_list ap)
     __attribute__((format(printf, 3, 0)));
 
