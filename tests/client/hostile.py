@@ -50,6 +50,26 @@ class Conn:
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r")
 
+    def wait_lines(self, n, timeout=5):
+        """Read without answering until N whole lines are queued or TIMEOUT seconds pass.
+
+        Returns the number of lines queued. A client that waits for each reply before the next
+        command never gets past the line the caller is answering, so the count stays low."""
+        deadline = time.monotonic() + timeout
+        while self.buf.count(b"\n") < n:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self.sock.settimeout(left)
+            try:
+                d = self.sock.recv(65536)
+            except (OSError, ssl.SSLError):
+                break
+            if not d:
+                break
+            self.buf += d
+        return self.buf.count(b"\n")
+
     def starttls(self, ctx):
         self.sock.settimeout(10)
         self.sock = ctx.wrap_socket(self.sock, server_side=True)
