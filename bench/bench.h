@@ -18,6 +18,7 @@
 #define BENCH_IO_BUF        (64 * 1024) /* per-connection input buffer */
 #define BENCH_OUT_BUF       512         /* per-connection command buffer */
 #define BENCH_REPLY_TIMEOUT 60.0        /* seconds for one reply, a huge RETR included */
+#define BENCH_PIPELINE_MAX  32 /* retr: RETRs in flight (32 x "RETR 1000000" fits OUT_BUF) */
 
 /* Options shared by every mode, filled from the command line. */
 struct bench_opts {
@@ -33,6 +34,7 @@ struct bench_opts {
 	double seconds;       /* run length (sessions) or hold time (idle) */
 	uint64_t max_sessions;
 	unsigned passes;     /* retr: RETR sweeps over the maildrop */
+	unsigned pipeline;   /* retr: RETRs in flight (RFC 2449 PIPELINING); 1 = one at a time */
 	unsigned src_addrs;  /* spread client sockets over 127.0.0.1..127.0.0.N */
 	int server_pid;      /* idle: root of the server's process tree, for PSS */
 	const char *label;   /* echoed in the result line */
@@ -75,7 +77,9 @@ void bconn_engine_init(const struct bench_opts *o);
  * ARG belong to the mode. NULL if the socket could not even be created (counted by the caller). */
 struct bconn *bconn_open(const struct bench_opts *o, const struct bconn_ops *ops, unsigned slot,
                          void *arg);
-/* Send one command line (CRLF added) and read the reply as EXPECT says. */
+/* Send one command line (CRLF added) and read the reply as EXPECT says. Called while a reply is
+ * still awaited, the command is pipelined: its reply is read after the ones before it, and must
+ * be expected the same way (the modes pipeline only RETR). */
 void bconn_cmd(struct bconn *c, enum bconn_expect expect, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Close and free. */

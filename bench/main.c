@@ -53,15 +53,17 @@ void bench_result(const struct bench_opts *o, const char *fmt, ...)
 
 static void usage(void)
 {
-	fputs("usage: gannet-bench sessions|retr|bigbox|idle --port N [options]\n"
-	      "       gannet-bench corpus tiny|small|big|huge SEED MAILDIR\n"
-	      "       gannet-bench users PREFIX COUNT HOME_BASE HASH PASSWD_FILE\n"
-	      "       gannet-bench freeport\n"
-	      "       gannet-bench encode MAILDIR   (profiling driver)\n"
-	      "options: --host 127.x.y.z --tls --tls-resume --user U --user-prefix P --users N\n"
-	      "         --password PW --concurrency N --seconds S --max-sessions N --passes N\n"
-	      "         --src-addrs N --server-pid PID --label L --ramp-timeout S\n",
-	      stderr);
+	fprintf(stderr,
+	        "usage: gannet-bench sessions|retr|bigbox|idle --port N [options]\n"
+	        "       gannet-bench corpus tiny|small|big|huge SEED MAILDIR\n"
+	        "       gannet-bench users PREFIX COUNT HOME_BASE HASH PASSWD_FILE\n"
+	        "       gannet-bench freeport\n"
+	        "       gannet-bench encode MAILDIR   (profiling driver)\n"
+	        "options: --host 127.x.y.z --tls --tls-resume --user U --user-prefix P --users N\n"
+	        "         --password PW --concurrency N --seconds S --max-sessions N --passes N\n"
+	        "         --pipeline N (retr: RETRs in flight, 1..%d)\n"
+	        "         --src-addrs N --server-pid PID --label L --ramp-timeout S\n",
+	        BENCH_PIPELINE_MAX);
 	exit(2);
 }
 
@@ -135,6 +137,7 @@ int main(int argc, char **argv)
 	    {"seconds", required_argument, NULL, 's'},
 	    {"max-sessions", required_argument, NULL, 'n'},
 	    {"passes", required_argument, NULL, 'k'},
+	    {"pipeline", required_argument, NULL, 'L'},
 	    {"src-addrs", required_argument, NULL, 'a'},
 	    {"server-pid", required_argument, NULL, 'S'},
 	    {"label", required_argument, NULL, 'l'},
@@ -150,6 +153,7 @@ int main(int argc, char **argv)
 	    .seconds = 5,
 	    .max_sessions = BENCH_SESSIONS_MAX,
 	    .passes = 1,
+	    .pipeline = 1,
 	    .src_addrs = 1,
 	    .label = "-",
 	    .ramp_timeout = 120,
@@ -208,6 +212,9 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			o.passes = (unsigned)opt_num("passes", optarg, 1, 1000);
+			break;
+		case 'L':
+			o.pipeline = (unsigned)opt_num("pipeline", optarg, 1, BENCH_PIPELINE_MAX);
 			break;
 		case 'a':
 			o.src_addrs = (unsigned)opt_num("src-addrs", optarg, 1, 250);

@@ -218,6 +218,9 @@ static struct {
 	uint64_t *sizes; /* LIST sizes, index = message number */
 	uint64_t n_listed, n_uidl, cur, pass;
 	uint64_t bytes, retrieved, mismatches;
+	uint64_t inflight[BENCH_PIPELINE_MAX]; /* RETR message numbers sent, oldest first */
+	unsigned in_head, in_n;
+	bool draining; /* time or passes are up: no more RETRs, QUIT once the last reply is in */
 	double t_open, t_step, t_retr0, t_retr1;
 	double ms_login, ms_stat, ms_list, ms_uidl, ms_quit;
 	const char *error;
@@ -240,21 +243,30 @@ static void single_done(struct bconn *c, const char *error)
 	R.stop = true;
 }
 
-static void single_next_retr(struct bconn *c)
+/* Keep o->pipeline RETRs in flight (one when the run is not pipelined), then QUIT once the last
+ * reply is in. */
+static void single_fill(struct bconn *c)
 {
-	if (R.cur >= R.n_listed) {
-		R.pass++;
-		R.cur = 0;
+	while (!R.draining && R.in_n < R.o->pipeline) {
+		if (R.cur >= R.n_listed) {
+			R.pass++;
+			R.cur = 0;
+		}
+		if (R.pass >= R.o->passes || bench_now() - R.t_retr0 > R.o->seconds) {
+			R.draining = true;
+			break;
+		}
+		R.cur++;
+		R.inflight[(R.in_head + R.in_n) % BENCH_PIPELINE_MAX] = R.cur;
+		R.in_n++;
+		bconn_cmd(c, EXPECT_COUNTED, "RETR %" PRIu64, R.cur);
 	}
-	if (R.pass >= R.o->passes || bench_now() - R.t_retr0 > R.o->seconds) {
+	if (R.draining && R.in_n == 0) {
 		R.t_retr1 = bench_now();
 		R.step = STEP_QUIT;
 		lap();
 		bconn_cmd(c, EXPECT_LINE, "QUIT");
-		return;
 	}
-	R.cur++;
-	bconn_cmd(c, EXPECT_COUNTED, "RETR %" PRIu64, R.cur);
 }
 
 static void single_reply(struct bconn *c, bool ok)
@@ -304,7 +316,7 @@ static void single_reply(struct bconn *c, bool ok)
 		}
 		R.step = STEP_RETR;
 		R.t_retr0 = bench_now();
-		single_next_retr(c);
+		single_fill(c);
 		break;
 	case STEP_UIDL:
 		R.ms_uidl = lap();
@@ -315,14 +327,19 @@ static void single_reply(struct bconn *c, bool ok)
 		R.step = STEP_QUIT;
 		bconn_cmd(c, EXPECT_LINE, "QUIT");
 		break;
-	case STEP_RETR:
+	case STEP_RETR: {
+		uint64_t n = R.inflight[R.in_head];
+
+		R.in_head = (R.in_head + 1) % BENCH_PIPELINE_MAX;
+		R.in_n--;
 		/* RFC 1939: the LIST size is the message in CRLF form, before dot-stuffing. */
-		if (bconn_payload(c) != R.sizes[R.cur])
+		if (bconn_payload(c) != R.sizes[n])
 			R.mismatches++;
 		R.bytes += bconn_payload(c);
 		R.retrieved++;
-		single_next_retr(c);
+		single_fill(c);
 		break;
+	}
 	case STEP_QUIT:
 		R.ms_quit = lap();
 		R.quit_ok = true;
@@ -379,9 +396,9 @@ int mode_retr(const struct bench_opts *o)
 	if (R.mismatches > 0)
 		rc = 1;
 	bench_result(o,
-	             "user=%s messages=%" PRIu64 " retrieved=%" PRIu64 " bytes=%" PRIu64
+	             "user=%s pipeline=%u messages=%" PRIu64 " retrieved=%" PRIu64 " bytes=%" PRIu64
 	             " seconds=%.3f mb_per_s=%.2f size_mismatches=%" PRIu64 " errors=%d error=%s",
-	             o->user, R.stat_n, R.retrieved, R.bytes, secs,
+	             o->user, o->pipeline, R.stat_n, R.retrieved, R.bytes, secs,
 	             secs > 0 ? (double)R.bytes / secs / 1e6 : 0.0, R.mismatches, rc,
 	             R.error ? R.error : "-");
 	return rc;

@@ -35,7 +35,8 @@ struct bconn {
 	void *arg;
 	double t_open;
 	double deadline;
-	bool awaiting; /* a reply is expected */
+	bool awaiting;    /* a reply is expected */
+	unsigned pending; /* further replies expected after it (pipelined commands) */
 	enum bconn_expect expect;
 	enum ml_state ml;
 	uint64_t payload;
@@ -288,11 +289,17 @@ void bconn_cmd(struct bconn *c, enum bconn_expect expect, const char *fmt, ...)
 	c->out_len += (size_t)n;
 	c->out[c->out_len++] = '\r';
 	c->out[c->out_len++] = '\n';
-	c->awaiting = true;
-	c->expect = expect;
-	c->ml = ML_FIRST;
-	c->payload = 0;
-	c->deadline = bench_now() + BENCH_REPLY_TIMEOUT;
+	if (c->awaiting) {
+		if (expect != c->expect)
+			bench_die("pipelined commands must expect the same kind of reply");
+		c->pending++;
+	} else {
+		c->awaiting = true;
+		c->expect = expect;
+		c->ml = ML_FIRST;
+		c->payload = 0;
+		c->deadline = bench_now() + BENCH_REPLY_TIMEOUT;
+	}
 	if (c->state == ST_READY)
 		flush_out(c);
 }
@@ -300,8 +307,17 @@ void bconn_cmd(struct bconn *c, enum bconn_expect expect, const char *fmt, ...)
 /* A whole reply is in: hand it to the mode, which usually sends the next command. */
 static void reply_done(struct bconn *c, bool ok)
 {
-	c->awaiting = false;
-	c->ops->reply(c, ok);
+	bool more = c->pending > 0;
+
+	if (more)
+		c->pending--;
+	c->awaiting = more;
+	c->ops->reply(c, ok); /* reads this reply's first line and payload */
+	if (more) {
+		c->ml = ML_FIRST;
+		c->payload = 0;
+		c->deadline = bench_now() + BENCH_REPLY_TIMEOUT;
+	}
 }
 
 /* Counted body: only line starts matter, so jump from LF to LF with memchr. Returns bytes used;

@@ -26,6 +26,7 @@ FIGURES = [
     ("sessions_tls_resume", "sessions_per_s", "sessions/s, 16 clients, TLS resumed", "1/s", True, None),
     ("sessions_tls_resume", "p99_ms", "  latency p99, TLS resumed", "ms", False, None),
     ("retr_small", "mb_per_s", "RETR 1,000 x 2-50 KB", "MB/s", True, 3.0),
+    ("retr_small_pipe", "mb_per_s", "RETR 1,000 x 2-50 KB, 16 pipelined", "MB/s", True, 3.0),
     ("retr_huge", "mb_per_s", "RETR 20 x 10 MB", "MB/s", True, 3.0),
     ("bigbox_cold", "total_ms", "100k box cold: connect to QUIT", "ms", False, None),
     ("bigbox_cold", "login_ms", "100k box cold: login", "ms", False, None),

@@ -108,6 +108,18 @@ run sessions_tls "$sess_fields tls_full tls_resumed" sessions "${tls[@]}" --user
 	--tls-resume
 run retr "bytes mb_per_s size_mismatches" retr "${plain[@]}" --user box --passes 3
 run retr_tls "bytes mb_per_s size_mismatches" retr "${tls[@]}" --user box
+# Pipelined: eight RETRs in flight; every message of every pass must come back whole, in order.
+for t in plain tls; do
+	if [ $t = plain ]; then args=("${plain[@]}"); else args=("${tls[@]}"); fi
+	status=0
+	out=$("$bench" retr "${args[@]}" --user box --passes 3 --pipeline 8 --label "retr_pipe_$t" 2>&1) ||
+		status=$?
+	msgs=$(printf '%s\n' "$out" | sed -n 's/.* messages=\([0-9]*\) .*/\1/p')
+	want=" pipeline=8 *retrieved=$((${msgs:-0} * 3)) *size_mismatches=0 "
+	# shellcheck disable=SC2254 # WANT is a pattern on purpose
+	case " $out " in *$want*) ;; *) [ "$status" -ne 0 ] || status=1 ;; esac
+	check "retr_pipe_$t" "$status" "$out" bytes mb_per_s
+done
 run bigbox "messages login_ms stat_ms list_ms uidl_ms" bigbox "${plain[@]}" --user box
 idle_fields="logged_in pss_before_kib pss_after_kib kib_per_conn"
 run idle_plain "$idle_fields" idle "${plain[@]}" --users 40 --concurrency 30 --seconds 1 \
