@@ -37,16 +37,20 @@ class Conn:
     def line(self, text):
         self.send(text.encode() + b"\r\n" if isinstance(text, str) else text + b"\r\n")
 
+    def _recv(self):
+        """One read into the buffer; False on EOF, error or timeout."""
+        try:
+            d = self.sock.recv(65536)
+        except (OSError, ssl.SSLError):
+            d = b""
+        self.buf += d
+        return bool(d)
+
     def readline(self, timeout=30):
         self.sock.settimeout(timeout)
         while b"\n" not in self.buf:
-            try:
-                d = self.sock.recv(65536)
-            except (OSError, ssl.SSLError):
-                d = b""
-            if not d:
+            if not self._recv():
                 raise Closed()
-            self.buf += d
         line, self.buf = self.buf.split(b"\n", 1)
         return line.rstrip(b"\r")
 
@@ -61,13 +65,8 @@ class Conn:
             if left <= 0:
                 break
             self.sock.settimeout(left)
-            try:
-                d = self.sock.recv(65536)
-            except (OSError, ssl.SSLError):
+            if not self._recv():
                 break
-            if not d:
-                break
-            self.buf += d
         return self.buf.count(b"\n")
 
     def starttls(self, ctx):

@@ -372,8 +372,9 @@ def test_pipelining_window(pop, client):
     """With PIPELINING several RETRs go out before the first reply is read.
 
     The server holds its first RETR reply until four more commands are queued behind it (at most
-    two seconds, under the client's five-second timeout): a client that waited for each reply would leave the queue empty. Waiting, not
-    sampling the buffer, keeps the test independent of how the kernel splits the client's writes."""
+    two seconds, under the client's five-second timeout): a client that waited for each reply
+    would leave the queue empty. Waiting, not sampling the buffer, keeps the test independent of
+    how the kernel splits the client's writes."""
     many = [g.header("p%d" % i) + b"x\n" for i in range(60)]
 
     class Watch(MiniPop):
